@@ -1,0 +1,121 @@
+"""Errors meant for people, each with its own exit code.
+
+Every failure a user can cause or meet ends as one of these: `cli.main` prints
+`error: <what>` and `hint: <how to fix>` on two lines and exits with the class's
+code. Codes are distinct per kind of failure so that scripts and orchestrators
+can tell "fix your settings" from "the Hub is down" without parsing text.
+The table in README.md ("Exit codes") is generated from `EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+
+class EntrypointError(Exception):
+    """Base class: a message, a hint and an exit code."""
+
+    exit_code = 1
+    summary = "unexpected failure"
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+# Configuration: the user's settings are wrong.
+class SettingError(EntrypointError):
+    exit_code = 10
+    summary = "a setting has an invalid value"
+
+
+class MissingSettingError(EntrypointError):
+    exit_code = 11
+    summary = "a required setting is missing"
+
+
+class UnknownAcceleratorError(EntrypointError):
+    exit_code = 12
+    summary = "ACCELERATORS names a GPU the catalog does not know"
+
+
+class UnsupportedByEngineError(EntrypointError):
+    exit_code = 13
+    summary = "the engine cannot do what the settings ask (removed flag, method, quantization)"
+
+
+# Hardware: the GPUs cannot be seen or used.
+class NvidiaSmiMissingError(EntrypointError):
+    exit_code = 20
+    summary = "nvidia-smi is not on PATH (container started without --gpus)"
+
+
+class NvidiaSmiFailedError(EntrypointError):
+    exit_code = 21
+    summary = "nvidia-smi ran but failed or printed something unreadable"
+
+
+class NoGpuError(EntrypointError):
+    exit_code = 22
+    summary = "no GPU is visible to this process"
+
+
+# Model: the checkpoint cannot be found or read.
+class ModelNotFoundError(EntrypointError):
+    exit_code = 30
+    summary = "the model repository or folder does not exist"
+
+
+class GatedModelError(EntrypointError):
+    exit_code = 31
+    summary = "the model is gated or private and no (valid) token was given"
+
+
+class NoSafetensorsError(EntrypointError):
+    exit_code = 32
+    summary = "the model has no safetensors weights (only .bin, .pt or GGUF)"
+
+
+class CorruptCheckpointError(EntrypointError):
+    exit_code = 33
+    summary = "config.json or a safetensors header cannot be parsed"
+
+
+class HubUnreachableError(EntrypointError):
+    exit_code = 34
+    summary = "the Hugging Face Hub (HF_ENDPOINT) cannot be reached"
+
+
+class RevisionNotFoundError(EntrypointError):
+    exit_code = 35
+    summary = "HF_REVISION names a branch, tag or commit that does not exist"
+
+
+# Planning: the model does not fit.
+class DoesNotFitError(EntrypointError):
+    exit_code = 40
+    summary = "the model does not fit on the GPUs, even with all of them"
+
+
+# Serving: the engine could not be started or died.
+class EngineMissingError(EntrypointError):
+    exit_code = 50
+    summary = "the engine's program is not installed in this image"
+
+
+class EngineFailedError(EntrypointError):
+    exit_code = 51
+    summary = "the engine exited during start-up"
+
+
+def all_error_classes() -> list[type[EntrypointError]]:
+    """Every concrete error class, in exit-code order."""
+    found: list[type[EntrypointError]] = []
+    pending = list(EntrypointError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.exit_code)
+
+
+EXIT_CODES = {cls.__name__: cls.exit_code for cls in all_error_classes()}

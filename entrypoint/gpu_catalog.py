@@ -1,0 +1,106 @@
+"""Known accelerators, by the names SkyPilot uses, and the ACCELERATORS parser.
+
+Memory is what `nvidia-smi --query-gpu=memory.total` reports (MiB) where we
+have seen it, otherwise the datasheet capacity converted to MiB; capability is
+the CUDA compute capability ("9.0") or the AMD gfx target ("gfx942").
+
+To add a GPU: append one `GpuSpec` row to `GPUS` (SkyPilot's name first, then
+aliases), with its memory and capability, and add it to a test in
+tests/test_gpus.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import UnknownAcceleratorError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    name: str
+    memory_mib: int
+    capability: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mib * MIB
+
+
+GPUS: tuple[GpuSpec, ...] = (
+    GpuSpec("V100", 16384, "7.0"),
+    GpuSpec("V100-32GB", 32768, "7.0"),
+    GpuSpec("T4", 15360, "7.5"),
+    GpuSpec("A10", 23028, "8.6"),
+    GpuSpec("A10G", 23028, "8.6"),
+    GpuSpec("A40", 46068, "8.6"),
+    GpuSpec("A6000", 49140, "8.6", ("RTXA6000",)),
+    GpuSpec("RTX3090", 24576, "8.6"),
+    GpuSpec("A100", 40960, "8.0", ("A100-40GB",)),
+    GpuSpec("A100-80GB", 81920, "8.0"),
+    GpuSpec("L4", 23034, "8.9"),
+    GpuSpec("L40", 46068, "8.9"),
+    GpuSpec("L40S", 46068, "8.9"),
+    GpuSpec("RTX4090", 24564, "8.9"),
+    GpuSpec("RTX6000-Ada", 49140, "8.9", ("RTX6000Ada", "RTX6000-ADA-GENERATION")),
+    GpuSpec("H100", 81559, "9.0", ("H100-80GB", "H100-SXM", "H100-MEGA")),
+    GpuSpec("H200", 143771, "9.0"),
+    GpuSpec("GH200", 97871, "9.0"),
+    GpuSpec("B200", 183359, "10.0"),
+    GpuSpec("B300", 274658, "10.3"),  # 288 GB HBM3e datasheet
+    GpuSpec("MI300X", 196592, "gfx942"),
+    GpuSpec("MI325X", 262144, "gfx942"),
+)
+
+
+def _key(name: str) -> str:
+    # SkyPilot names are case-insensitive in practice; people also write
+    # "rtx6000_ada" or "RTX 6000 Ada".
+    return re.sub(r"[^A-Z0-9]", "", name.upper())
+
+
+_BY_KEY = {_key(alias): spec for spec in GPUS for alias in (spec.name, *spec.aliases)}
+
+
+def lookup(name: str) -> GpuSpec:
+    spec = _BY_KEY.get(_key(name))
+    if spec is None:
+        known = ", ".join(spec.name for spec in GPUS)
+        raise UnknownAcceleratorError(
+            f"ACCELERATORS names an unknown GPU {name!r}; known: {known}, cpu",
+            "use one of those names (e.g. ACCELERATORS=H100:4), or add a row to GPUS in "
+            "entrypoint/gpu_catalog.py",
+        )
+    return spec
+
+
+@dataclass(frozen=True)
+class Accelerators:
+    """A parsed ACCELERATORS value: `spec` is None for the CPU path."""
+
+    spec: GpuSpec | None
+    count: int
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.spec is None
+
+
+def parse_accelerators(raw: str) -> Accelerators:
+    """Parse SkyPilot's `NAME[:COUNT]` (count defaults to 1) or `cpu`."""
+    text = raw.strip()
+    if text.lower() == "cpu":
+        return Accelerators(spec=None, count=1)
+    name, _, count_text = text.partition(":")
+    if not name:
+        raise ValueError("expected NAME[:COUNT]")
+    count = 1
+    if count_text:
+        if not count_text.isdigit() or int(count_text) < 1:
+            raise ValueError("the count after ':' must be a whole number of GPUs, at least 1")
+        count = int(count_text)
+    return Accelerators(spec=lookup(name), count=count)

@@ -1,0 +1,1 @@
+"""Reading a checkpoint's shape: config.json and safetensors headers, never weights."""

@@ -1,0 +1,101 @@
+"""The safetensors header: an 8-byte little-endian length, then JSON.
+
+Only headers are ever read. `parse_header()` is pure; `read_local_header()`
+reads a file's first bytes and checks the header against the file's size so a
+truncated download is caught before an engine spends minutes loading it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from math import prod
+
+from ..errors import CorruptCheckpointError
+
+# Bytes per element for every dtype the format defines; F4 / F6 pack two or
+# more values per byte and count fractionally.
+DTYPE_BYTES: dict[str, float] = {
+    "F64": 8, "I64": 8, "U64": 8,
+    "F32": 4, "I32": 4, "U32": 4,
+    "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
+    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1,
+    "F6_E2M3": 0.75, "F6_E3M2": 0.75, "F4": 0.5,
+}
+
+# A header larger than this is not a header (the format caps it at 100 MB).
+MAX_HEADER_BYTES = 100_000_000
+
+
+@dataclass(frozen=True)
+class Tensor:
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.numel * DTYPE_BYTES[self.dtype])
+
+
+def parse_header(raw: bytes, source: str) -> tuple[dict[str, Tensor], int]:
+    """Parse header JSON bytes into tensors; returns them and the data size."""
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(source, f"its header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _corrupt(source, "its header is not a JSON object")
+    tensors: dict[str, Tensor] = {}
+    data_end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise _corrupt(source, f"tensor {name!r} lacks dtype, shape or data_offsets") from None
+        if dtype not in DTYPE_BYTES:
+            raise _corrupt(source, f"tensor {name!r} has unknown dtype {dtype!r}")
+        tensor = Tensor(dtype=dtype, shape=tuple(int(dim) for dim in shape))
+        if end - start != tensor.nbytes and dtype not in ("F4", "F6_E2M3", "F6_E3M2"):
+            raise _corrupt(source, f"tensor {name!r} spans {end - start} bytes, its shape needs {tensor.nbytes}")
+        tensors[name] = tensor
+        data_end = max(data_end, end)
+    return tensors, data_end
+
+
+def header_length(prefix: bytes, source: str) -> int:
+    if len(prefix) < 8:
+        raise _corrupt(source, "it is shorter than 8 bytes")
+    (length,) = struct.unpack("<Q", prefix[:8])
+    if length == 0 or length > MAX_HEADER_BYTES:
+        raise _corrupt(source, f"its header length field says {length} bytes")
+    return length
+
+
+def read_local_header(path: str) -> dict[str, Tensor]:
+    """Read one local file's header, checking it against the file size."""
+    source = os.path.basename(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        length = header_length(handle.read(8), source)
+        if 8 + length > size:
+            raise _corrupt(source, f"its header claims {length} bytes but the file has {size}")
+        tensors, data_end = parse_header(handle.read(length), source)
+    if 8 + length + data_end != size:
+        raise _corrupt(source, f"the file has {size} bytes but its header describes {8 + length + data_end} "
+                               "(truncated or unfinished download?)")
+    return tensors
+
+
+def _corrupt(source: str, why: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f"safetensors file {source} is corrupt: {why}",
+        "download the file again (delete it from the folder or the HF cache), or check TARGET_MODEL",
+    )

@@ -1,0 +1,219 @@
+"""Where a checkpoint comes from: a local folder or the Hugging Face Hub.
+
+This is an I/O edge. From the Hub every request goes through huggingface_hub,
+so HF_TOKEN, HF_ENDPOINT, HF_HOME, revisions and HF_HUB_OFFLINE behave as they
+do for the engines. Requests are kept few: config.json (cached in HF_HOME for
+the engine to reuse), then every shard header in one request where the Hub
+offers it, else one ranged read per shard, in parallel threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from ..errors import (CorruptCheckpointError, GatedModelError, HubUnreachableError, ModelNotFoundError,
+                      NoSafetensorsError, RevisionNotFoundError)
+from . import shape as shape_module
+from . import weights
+from .safetensors import Tensor, read_local_header
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+OTHER_WEIGHT_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.gguf")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    location: str  # "local folder" or "hub"
+    shape: shape_module.ModelShape
+    weights: weights.WeightSummary
+    shards: int
+
+
+def read_model(target: str, revision: str | None = None, token: str | None = None,
+               offline: bool = False) -> ModelInfo:
+    """Read config.json and safetensors headers of a folder or Hub repo."""
+    if os.path.isdir(target):
+        return _from_folder(target, target, "local folder")
+    if target.startswith(("/", "./", "../", "~")):
+        raise ModelNotFoundError(f"TARGET_MODEL={target} is not a folder",
+                                 "mount the model folder into the container, or use a Hub id like Qwen/Qwen2.5-7B-Instruct")
+    with _hub_errors(target, revision, token):
+        if offline:
+            from huggingface_hub import snapshot_download
+            folder = snapshot_download(target, revision=revision, local_files_only=True)
+            return _from_folder(folder, target, "hub cache (offline)")
+        return _from_hub(target, revision, token)
+
+
+# ---------------------------------------------------------------- local folder
+
+def _from_folder(folder: str, name: str, location: str) -> ModelInfo:
+    config = _read_config(os.path.join(folder, "config.json"), name)
+    files = _local_shards(folder, name)
+    tensors: dict[str, Tensor] = {}
+    for path in files:
+        tensors.update(read_local_header(path))
+    shape = shape_module.from_config(config)
+    return ModelInfo(name=name, location=location, shape=shape,
+                     weights=weights.summarize(tensors, shape), shards=len(files))
+
+
+def _read_config(path: str, name: str) -> Mapping[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{name} has no config.json",
+                                 "point TARGET_MODEL at a Hugging Face model folder (config.json + *.safetensors)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"{name}: config.json is not valid JSON ({exc})",
+                                     "download the model again") from None
+    if not isinstance(config, dict):
+        raise CorruptCheckpointError(f"{name}: config.json is not a JSON object", "download the model again")
+    return config
+
+
+def _local_shards(folder: str, name: str) -> list[str]:
+    index_path = os.path.join(folder, INDEX_FILE)
+    if os.path.exists(index_path):
+        # The index decides which files the engine loads (Mistral repos also
+        # ship a consolidated.safetensors that must not be counted twice).
+        names = sorted(set(_read_index(index_path, name).values()))
+        files = [os.path.join(folder, shard) for shard in names]
+        missing = [shard for shard, path in zip(names, files) if not os.path.exists(path)]
+        if missing:
+            raise CorruptCheckpointError(f"{name}: {INDEX_FILE} lists {len(missing)} missing file(s), e.g. {missing[0]}",
+                                         "finish the download (huggingface-cli download) or remove the index")
+        return files
+    files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
+    if not files:
+        _raise_no_safetensors(name, [os.path.basename(p) for pattern in OTHER_WEIGHT_PATTERNS
+                                     for p in glob.glob(os.path.join(folder, pattern))])
+    return files
+
+
+def _read_index(path: str, name: str) -> Mapping[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            weight_map = json.load(handle)["weight_map"]
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise CorruptCheckpointError(f"{name}: {INDEX_FILE} is not a safetensors index ({exc})",
+                                     "download the model again") from None
+    return weight_map
+
+
+def _raise_no_safetensors(name: str, others: list[str]) -> None:
+    found = f" (found {', '.join(sorted(others)[:3])})" if others else ""
+    raise NoSafetensorsError(
+        f"{name} has no .safetensors weights{found}",
+        "use a safetensors version of the model (most Hub repos have one; convert .bin with "
+        "`safetensors` convert scripts); GGUF files are for llama.cpp/Ollama",
+    )
+
+
+# ---------------------------------------------------------------- the Hub
+
+def _from_hub(repo: str, revision: str | None, token: str | None) -> ModelInfo:
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
+
+    config = _read_config(hf_hub_download(repo, "config.json", revision=revision, token=token), repo)
+    api = HfApi(token=token)
+    try:
+        metadata = _sharded_metadata_in_one_request(api, repo, revision, token)
+        if metadata is None:
+            metadata = api.get_safetensors_metadata(repo, revision=revision, token=token)
+    except NotASafetensorsRepoError:
+        others = [f for f in api.list_repo_files(repo, revision=revision, token=token)
+                  if f.endswith((".bin", ".pt", ".pth", ".gguf"))]
+        _raise_no_safetensors(repo, others)
+    except SafetensorsParsingError as exc:
+        raise CorruptCheckpointError(f"{repo}: a safetensors header cannot be parsed ({exc})",
+                                     "check the repo's files, or pin HF_REVISION to a good commit") from None
+    tensors = {name: Tensor(dtype=info.dtype, shape=tuple(info.shape))
+               for file_metadata in metadata.files_metadata.values() for name, info in file_metadata.tensors.items()}
+    shape = shape_module.from_config(config)
+    return ModelInfo(name=repo, location="hub", shape=shape, weights=weights.summarize(tensors, shape),
+                     shards=len(metadata.files_metadata))
+
+
+def _sharded_metadata_in_one_request(api: Any, repo: str, revision: str | None, token: str | None) -> Any:
+    """Every shard header in one request, where the Hub and client support it."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    # The endpoint serves `main` only, and older huggingface_hub lacks it.
+    if revision not in (None, "main") or not hasattr(api, "get_sharded_safetensors_metadata"):
+        return None
+    try:
+        return api.get_sharded_safetensors_metadata(repo, token=token)
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise
+        return None  # single-file repo, or a mirror without the endpoint
+
+
+@contextlib.contextmanager
+def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[None]:
+    """Translate huggingface_hub's exceptions into one-line user errors (never showing the token)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (GatedRepoError, HFValidationError, HfHubHTTPError,
+                                        LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError)
+    from huggingface_hub.errors import RevisionNotFoundError as HubRevisionNotFound
+
+    token_hint = "set HF_TOKEN (or HF_TOKEN_FILE) to a token with access"
+    try:
+        yield
+    except GatedRepoError:
+        why = "the HF_TOKEN given has no access to it" if token else "no HF_TOKEN was given"
+        raise GatedModelError(f"{repo} is gated: {why}",
+                              f"accept its license on the model page, then {token_hint}") from None
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"TARGET_MODEL={repo} does not exist on {constants.ENDPOINT}"
+                                 + ("" if token else " (or it is private)"),
+                                 f"check the spelling (org/name); for a private repo {token_hint}") from None
+    except HubRevisionNotFound:
+        raise RevisionNotFoundError(f"HF_REVISION={revision} does not exist in {repo}",
+                                    "use a branch, tag or commit of the repo, for example HF_REVISION=main") from None
+    except HFValidationError:
+        raise ModelNotFoundError(f"TARGET_MODEL={repo!r} is neither a folder nor a Hub repo id",
+                                 "use org/name, for example TARGET_MODEL=Qwen/Qwen2.5-7B-Instruct") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        if constants.HF_HUB_OFFLINE:
+            raise ModelNotFoundError(f"{repo} is not in the local cache ({constants.HF_HUB_CACHE}) and "
+                                     "HF_HUB_OFFLINE=1", "download it once online, or mount the cache volume") from None
+        raise _unreachable(constants.ENDPOINT, exc) from None
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", 0) or 0
+        if status >= 500 or status in (0, 429):
+            raise _unreachable(constants.ENDPOINT, exc) from None
+        raise ModelNotFoundError(f"the Hub answered HTTP {status} for {repo}", token_hint) from None
+    except Exception as exc:
+        # Connection refused, DNS, timeouts: httpx and requests raise their own
+        # classes (not OSError) from the parallel header reads.
+        if _is_network_error(exc):
+            raise _unreachable(constants.ENDPOINT, exc) from None
+        raise
+
+
+_NETWORK_ERROR_NAMES = {"TransportError", "ConnectionError", "Timeout", "RequestError", "TimeoutException"}
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    return isinstance(exc, (OSError, TimeoutError)) or any(
+        cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(exc).__mro__)
+
+
+def _unreachable(endpoint: str, exc: BaseException) -> HubUnreachableError:
+    return HubUnreachableError(
+        f"cannot reach the Hugging Face Hub at {endpoint} ({type(exc).__name__})",
+        "check the network or HF_ENDPOINT; with the model already in the cache set HF_HUB_OFFLINE=1, "
+        "or use a local folder as TARGET_MODEL",
+    )

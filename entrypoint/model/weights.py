@@ -1,0 +1,89 @@
+"""Weight bytes from safetensors headers: exact sizes, no parameter guesses.
+
+`summarize()` folds every tensor into a few buckets (expert or not, quantizable
+linear or not, dtype); `estimate()` turns the buckets into the bytes the engine
+will hold for a given runtime dtype and online quantization. Both are pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping
+
+from .safetensors import DTYPE_BYTES, Tensor
+from .shape import ModelShape
+
+FLOAT_DTYPES = {"F32": 4, "F16": 2, "BF16": 2}
+RUNTIME_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+# Quantization metadata stays in its stored dtype whatever the runtime dtype.
+_AUX = re.compile(r"(scale|scales|scale_inv|qzeros|zeros|g_idx|zero_point|_shift|bias_scale)$")
+# Embeddings and the LM head are not quantized by online FP8.
+_NOT_LINEAR = re.compile(r"(embed|wte|wpe|lm_head|norm|\.ln_|router|\.gate\.weight$)")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    expert: bool  # a routed expert's weight (split by expert parallelism)
+    linear: bool  # a 2-D projection online quantization would shrink
+    aux: bool  # scales / zero points
+    dtype: str
+
+
+@dataclass(frozen=True)
+class WeightSummary:
+    numel: Mapping[Bucket, int]
+    skipped_mtp_tensors: int = 0
+
+    @property
+    def checkpoint_bytes(self) -> int:
+        return int(sum(count * DTYPE_BYTES[bucket.dtype] for bucket, count in self.numel.items()))
+
+
+@dataclass(frozen=True)
+class WeightEstimate:
+    total_bytes: int
+    expert_bytes: int
+
+    @property
+    def dense_bytes(self) -> int:
+        return self.total_bytes - self.expert_bytes
+
+
+def summarize(tensors: Mapping[str, Tensor], shape: ModelShape) -> WeightSummary:
+    numel: Counter[Bucket] = Counter()
+    skipped = 0
+    for name, tensor in tensors.items():
+        layer = _LAYER.search(name)
+        # DeepSeek-style checkpoints append MTP layers after the last real
+        # layer; the engine loads them only for MTP speculative decoding.
+        if layer and shape.mtp_layers and int(layer.group(1)) >= shape.layers:
+            skipped += 1
+            continue
+        bucket = Bucket(
+            expert=".experts." in name and "shared_expert" not in name,
+            linear=len(tensor.shape) >= 2 and not _NOT_LINEAR.search(name) and not _AUX.search(name),
+            aux=bool(_AUX.search(name)),
+            dtype=tensor.dtype,
+        )
+        numel[bucket] += tensor.numel
+    return WeightSummary(numel=dict(numel), skipped_mtp_tensors=skipped)
+
+
+def estimate(summary: WeightSummary, runtime_dtype: str, online_fp8: bool = False) -> WeightEstimate:
+    """Bytes on the GPUs: float weights take the runtime dtype, online FP8 makes linear weights 1 byte."""
+    total = expert = 0.0
+    for bucket, count in summary.numel.items():
+        per_element = DTYPE_BYTES[bucket.dtype]
+        if bucket.dtype in FLOAT_DTYPES and not bucket.aux:
+            per_element = RUNTIME_DTYPE_BYTES[runtime_dtype]
+            if online_fp8 and bucket.linear:
+                per_element = 1
+        size = count * per_element
+        total += size
+        if bucket.expert:
+            expert += size
+    return WeightEstimate(total_bytes=int(total), expert_bytes=int(expert))

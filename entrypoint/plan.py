@@ -1,0 +1,400 @@
+"""The planner: model shape + hardware + settings in, a frozen Plan out.
+
+Pure: no environment, files, network or subprocesses. Every choice appends a
+sentence to `reasons`, so the plan explains itself. Memory per GPU is
+
+    MEM_FRACTION × GPU memory  ≥  weights / (TP·PP)  +  KV cache  +  reserve
+
+where the reserve covers activations and CUDA graphs, and the KV cache must
+hold at least one sequence of `max_model_len` tokens (docs/adr/0004).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .engines.base import Engine
+from .errors import DoesNotFitError, SettingError, UnsupportedByEngineError
+from .gpus import Hardware
+from .model.shape import ModelShape
+from .model.source import ModelInfo
+from .model.weights import RUNTIME_DTYPE_BYTES, WeightEstimate, estimate
+from .settings import Settings
+
+GIB = 1024**3
+GPU_RESERVE_BYTES = 2 * GIB  # activations at the default prefill chunk, CUDA graphs, NCCL buffers
+CPU_RESERVE_BYTES = GIB // 2
+MIN_CONTEXT = 4096  # below this an automatic context is not worth serving
+CONTEXT_STEP = 1024  # automatic contexts are rounded down to a multiple of this
+FP8_NATIVE = (8, 9)  # Ada / Hopper and newer compute FP8 natively
+_FP8_METHODS = {"fp8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel", "w8a8_fp8"}
+
+
+@dataclass(frozen=True)
+class MemoryPerGpu:
+    budget_bytes: int
+    weight_bytes: int
+    reserve_bytes: int
+    kv_cache_bytes: int
+    kv_tokens: int  # tokens the KV cache of one replica holds
+
+
+@dataclass(frozen=True)
+class Plan:
+    engine: str
+    model: str
+    tp: int
+    pp: int
+    dp: int
+    ep: int
+    nodes: int
+    gpu_count: int
+    gpu_name: str
+    gpu_memory_bytes: int
+    max_model_len: int
+    dtype: str
+    quantization: str | None
+    weight_bytes: int
+    kv_bytes_per_token: int  # whole model, one replica, before any split
+    memory_per_gpu: MemoryPerGpu
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+@dataclass(frozen=True)
+class _Sizing:
+    """Everything the fit arithmetic needs, so variants are cheap to try."""
+
+    shape: ModelShape
+    weights: WeightEstimate
+    hardware: Hardware
+    mem_fraction: float
+    kv_dtype_bytes: int
+
+    @property
+    def budget(self) -> int:
+        return int(self.hardware.memory_bytes * self.mem_fraction)
+
+    @property
+    def reserve(self) -> int:
+        return CPU_RESERVE_BYTES if self.hardware.is_cpu else GPU_RESERVE_BYTES
+
+    def weights_per_gpu(self, tp: int, pp: int, ep: int = 0) -> int:
+        ep = ep or tp
+        return math.ceil(self.weights.dense_bytes / (tp * pp) + self.weights.expert_bytes / (ep * pp))
+
+    def kv_per_layer_token(self, tp: int) -> int:
+        shape = self.shape
+        if shape.is_mla:  # the compressed latent is replicated on every TP rank
+            return (shape.kv_lora_rank + shape.qk_rope_head_dim) * self.kv_dtype_bytes
+        heads = max(1, shape.kv_heads // tp)  # fewer KV heads than ranks: replicated
+        return 2 * heads * shape.head_dim * self.kv_dtype_bytes
+
+    def context_capacity(self, tp: int, pp: int, ep: int = 0) -> int:
+        """Longest single sequence whose KV cache fits next to the weights."""
+        available = self.budget - self.weights_per_gpu(tp, pp, ep) - self.reserve
+        if available <= 0:
+            return 0
+        per_layer = self.kv_per_layer_token(tp)
+        full = math.ceil(self.shape.full_attention_layers / pp) * per_layer
+        sliding = math.ceil(self.shape.sliding_layers / pp) * per_layer
+        window = self.shape.sliding_window
+        if sliding == 0:
+            return available // full
+        if available <= (full + sliding) * window:
+            return available // (full + sliding)
+        return 10**9 if full == 0 else (available - sliding * window) // full
+
+
+@dataclass(frozen=True)
+class _Layout:
+    tp: int
+    pp: int
+    context: int
+
+
+def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: Engine) -> Plan:
+    shape = model.shape
+    reasons: list[str] = []
+    warnings: list[str] = list(hardware.notes)
+    dtype = _runtime_dtype(settings.dtype, shape, reasons)
+    quantization, online_fp8 = _quantization(settings.quantization, shape, hardware, engine, reasons)
+    weights = estimate(model.weights, dtype, online_fp8)
+    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, RUNTIME_DTYPE_BYTES[dtype])
+    target, explicit = _target_context(settings.max_model_len, shape, reasons)
+    layout = _search(sizing, target, explicit)
+    if layout is None:
+        raise _does_not_fit(sizing, target, explicit, settings, model, engine)
+    tp, pp = layout.tp, layout.pp
+    dp = hardware.total_count // (tp * pp)
+    reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing)]
+    reasons.append(_explain_tp(sizing, layout))
+    if pp > 1:
+        reasons.append(f"pp={pp}: no tensor-parallel size within one node holds the model, so layers are split "
+                       f"into {pp} pipeline stages.")
+    reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
+    ep = _expert_parallel(shape, tp, dp, engine, reasons)
+    kv_tokens = sizing.context_capacity(tp, pp, ep)
+    reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, warnings))
+    memory = MemoryPerGpu(
+        budget_bytes=sizing.budget,
+        weight_bytes=sizing.weights_per_gpu(tp, pp, ep),
+        reserve_bytes=sizing.reserve,
+        kv_cache_bytes=max(0, sizing.budget - sizing.weights_per_gpu(tp, pp, ep) - sizing.reserve),
+        kv_tokens=kv_tokens,
+    )
+    return Plan(
+        engine=engine.name, model=model.name, tp=tp, pp=pp, dp=dp, ep=ep, nodes=hardware.nodes,
+        gpu_count=hardware.total_count, gpu_name=hardware.name, gpu_memory_bytes=hardware.memory_bytes,
+        max_model_len=layout.context, dtype=dtype, quantization=quantization, weight_bytes=weights.total_bytes,
+        kv_bytes_per_token=sizing.kv_per_layer_token(1) * shape.layers, memory_per_gpu=memory,
+        reasons=tuple(reasons), warnings=tuple(warnings),
+    )
+
+
+# ---------------------------------------------------------------- dtype and quantization
+
+def _runtime_dtype(requested: str, shape: ModelShape, reasons: list[str]) -> str:
+    if requested != "auto":
+        reasons.append(f"dtype={requested}: set by DTYPE (checkpoint is {shape.dtype}).")
+        return requested
+    dtype = {"float32": "bfloat16", "float": "bfloat16", "half": "float16"}.get(shape.dtype, shape.dtype)
+    if dtype not in RUNTIME_DTYPE_BYTES:
+        dtype = "bfloat16"
+    if dtype != shape.dtype:
+        reasons.append(f"dtype={dtype}: the checkpoint is {shape.dtype}; engines serve it in half precision.")
+    return dtype
+
+
+def _quantization(requested: str | None, shape: ModelShape, hardware: Hardware, engine: Engine,
+                  reasons: list[str]) -> tuple[str | None, bool]:
+    """Validate QUANTIZATION; returns (method, online_fp8)."""
+    stored = shape.quantization.method if shape.quantization else None
+    if requested in engine.removed_quantization:
+        raise UnsupportedByEngineError(f"QUANTIZATION={requested} is not accepted by {engine.name}",
+                                       engine.removed_quantization[requested])
+    if requested and requested not in engine.quantization_methods:
+        raise SettingError(f"QUANTIZATION={requested!r} is not a {engine.name} quantization method",
+                           f"for example QUANTIZATION=fp8; {engine.name} accepts: "
+                           + ", ".join(sorted(engine.quantization_methods)))
+    if requested and stored and requested != stored and requested not in engine.compatible_quantization.get(
+            stored, frozenset()):
+        raise SettingError(f"QUANTIZATION={requested} cannot load this checkpoint, which is already {stored}",
+                           "unset QUANTIZATION to use the checkpoint's own quantization")
+    method = requested or stored
+    online_fp8 = bool(requested in _FP8_METHODS and not stored)
+    if method in _FP8_METHODS:
+        _check_fp8(hardware, engine, reasons)
+    if online_fp8:
+        reasons.append(f"quantization={requested}: linear weights are quantized to FP8 at load time, "
+                       "halving their 16-bit size.")
+    elif stored:
+        details = f" ({shape.quantization.details})" if shape.quantization.details else ""
+        reasons.append(f"quantization={stored}{details}: read from the checkpoint's quantization_config.")
+    return method, online_fp8
+
+
+def _check_fp8(hardware: Hardware, engine: Engine, reasons: list[str]) -> None:
+    capability = _capability(hardware.capability)
+    if hardware.is_cpu or capability is None:
+        return  # AMD MI300-class (gfx942) has native FP8; unknown capability: the engine decides
+    if capability >= FP8_NATIVE:
+        return
+    shown = ".".join(map(str, capability))
+    if capability < engine.fp8_min_capability:
+        minimum = ".".join(map(str, engine.fp8_min_capability))
+        raise UnsupportedByEngineError(
+            f"FP8 needs compute capability {minimum}+ in {engine.name}; {hardware.name} has {shown}",
+            "use a 16-bit checkpoint without QUANTIZATION, an awq/gptq checkpoint, or newer GPUs (L4, L40S, H100)")
+    reasons.append(f"fp8 on {hardware.name} (compute capability {shown} < 8.9): no native FP8 compute, so "
+                   f"{engine.name} runs weight-only FP8 through Marlin kernels: memory halves, speed does not improve.")
+
+
+def _capability(text: str) -> tuple[int, int] | None:
+    major, _, minor = text.partition(".")
+    return (int(major), int(minor or 0)) if major.isdigit() else None
+
+
+# ---------------------------------------------------------------- layout search
+
+def _target_context(requested: int | None, shape: ModelShape, reasons: list[str]) -> tuple[int, bool]:
+    if requested is not None:
+        if shape.max_position and requested > shape.max_position:
+            raise SettingError(
+                f"MAX_MODEL_LEN={requested} is longer than the model's maximum of {shape.max_position} tokens",
+                f"for example MAX_MODEL_LEN={shape.max_position}")
+        return requested, True
+    if not shape.max_position:
+        reasons.append(f"config.json gives no maximum context; planning {MIN_CONTEXT} tokens.")
+        return MIN_CONTEXT, False
+    return shape.max_position, False
+
+
+def valid_tensor_parallel_sizes(shape: ModelShape, per_node: int, mig: bool = False) -> list[int]:
+    """Powers of two that divide the heads and divide or are multiples of the KV heads."""
+    if mig:
+        return [1]  # NCCL cannot span MIG instances
+    sizes = []
+    tp = 1
+    while tp <= per_node:
+        if shape.attention_heads % tp == 0 and (shape.kv_heads % tp == 0 or tp % shape.kv_heads == 0):
+            sizes.append(tp)
+        tp *= 2
+    return sizes
+
+
+def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
+    hardware = sizing.hardware
+    sizes = valid_tensor_parallel_sizes(sizing.shape, hardware.count, hardware.mig or hardware.is_cpu)
+    if hardware.nodes > 1:
+        # Across nodes: TP inside a node (NVLink), PP across nodes (docs/adr/0005).
+        stages = [(sizes[-1], pp) for pp in range(hardware.nodes, hardware.total_count // sizes[-1] + 1, hardware.nodes)]
+    else:
+        stages = [(tp, pp) for pp in range(1, hardware.total_count + 1) for tp in sizes
+                  if tp * pp <= hardware.total_count and (pp == 1 or tp == sizes[-1])]
+    floor = min(MIN_CONTEXT, target)
+    for pp in sorted({pp for _, pp in stages}):
+        candidates = [tp for tp, stage_pp in stages if stage_pp == pp]
+        for tp in candidates:
+            if sizing.context_capacity(tp, pp) >= target:
+                return _Layout(tp, pp, target)
+        if not explicit:
+            best = max(candidates, key=lambda tp: sizing.context_capacity(tp, pp))
+            capacity = sizing.context_capacity(best, pp)
+            if capacity >= floor:
+                return _Layout(best, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
+    return None
+
+
+def _expert_parallel(shape: ModelShape, tp: int, dp: int, engine: Engine, reasons: list[str]) -> int:
+    if not shape.is_moe or tp == 1:
+        return 1
+    ep = engine.expert_parallel_size(tp, dp)
+    if shape.experts % ep:
+        reasons.append(f"ep=1: {shape.experts} experts do not split evenly over {ep} GPUs; experts are "
+                       "tensor-parallel instead.")
+        return 1
+    reasons.append(f"ep={ep}: {shape.experts} experts ({shape.experts_per_token} active per token) are spread "
+                   f"{shape.experts // ep} per GPU instead of slicing every expert {tp} ways.")
+    return ep
+
+
+# ---------------------------------------------------------------- when nothing fits
+
+def _does_not_fit(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo,
+                  engine: Engine) -> DoesNotFitError:
+    hardware = sizing.hardware
+    message = (f"{model.name} needs {_gib(sizing.weights.total_bytes)} of weights plus KV cache for "
+               f"{target if explicit else min(MIN_CONTEXT, target)} tokens; {hardware.total_count}x "
+               f"{hardware.name} at MEM_FRACTION={settings.mem_fraction} give {_gib(sizing.budget)} per GPU")
+    fixes = _fixes(sizing, target, explicit, settings, model, engine)
+    return DoesNotFitError(message, "try " + "; or ".join(fixes) if fixes else
+                           "no GPU in the catalog holds it; use a quantized checkpoint")
+
+
+def _fixes(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo,
+           engine: Engine) -> list[str]:
+    from .gpu_catalog import GPUS
+
+    hardware = sizing.hardware
+    fixes = []
+    for count in (1, 2, 4, 8, 16, 32, 64):
+        if count > hardware.total_count and _fits(sizing, target, explicit, count=count):
+            fixes.append(f"ACCELERATORS={hardware.name}:{count} (the fewest {hardware.name} GPUs that hold it)")
+            break
+    stored = model.shape.quantization
+    if not stored and not settings.quantization and not hardware.is_cpu:
+        capability = _capability(hardware.capability)
+        if capability is None or capability >= engine.fp8_min_capability:
+            fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
+            if _fits(sizing, target, explicit, weights=fp8):
+                fixes.append(f"QUANTIZATION=fp8 (weights shrink to {_gib(fp8.total_bytes)})")
+    for spec in sorted(GPUS, key=lambda spec: spec.memory_mib):
+        # A bigger GPU is only worth naming if it serves the full context.
+        if spec.memory_bytes > hardware.memory_bytes and _fits(sizing, target, True, memory=spec.memory_bytes):
+            fixes.append(f"ACCELERATORS={spec.name}:{hardware.total_count}")
+            break
+    if settings.mem_fraction < 0.95 and _fits(sizing, MIN_CONTEXT, True, mem_fraction=0.95):
+        fixes.append(f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={MIN_CONTEXT} (little headroom: expect "
+                     "out-of-memory under load)")
+    return fixes
+
+
+def _fits(sizing: _Sizing, target: int, explicit: bool, count: int | None = None, weights: WeightEstimate | None = None,
+          memory: int | None = None, mem_fraction: float | None = None) -> bool:
+    from dataclasses import replace
+
+    hardware = sizing.hardware
+    if count is not None:
+        per_node = min(count, 8)
+        hardware = replace(hardware, count=per_node, nodes=max(1, count // per_node))
+    if memory is not None:
+        hardware = replace(hardware, memory_bytes=memory)
+    variant = replace(sizing, hardware=hardware, weights=weights or sizing.weights,
+                      mem_fraction=mem_fraction or sizing.mem_fraction)
+    return _search(variant, target, explicit) is not None
+
+
+# ---------------------------------------------------------------- explanations
+
+def _gib(size: int) -> str:
+    return f"{size / GIB:.1f} GiB"
+
+
+def _describe_model(model: ModelInfo, weights: WeightEstimate) -> str:
+    shape = model.shape
+    attention = (f"MLA (latent {shape.kv_lora_rank}+{shape.qk_rope_head_dim})" if shape.is_mla else
+                 f"{shape.attention_heads} heads / {shape.kv_heads} KV heads, head_dim {shape.head_dim}")
+    moe = f", MoE {shape.experts} experts ({shape.experts_per_token} active)" if shape.is_moe else ""
+    window = (f", sliding window {shape.sliding_window} on {shape.sliding_layers} of {shape.layers} layers"
+              if shape.sliding_layers else "")
+    return (f"model: {model.name} ({shape.architecture}), {shape.layers} layers, {attention}{moe}{window}; "
+            f"{_gib(weights.total_bytes)} of weights from {model.shards} safetensors header(s) ({model.location}).")
+
+
+def _describe_hardware(sizing: _Sizing) -> str:
+    hardware = sizing.hardware
+    nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
+    return (f"hardware: {hardware.count}x {hardware.name}{nodes}, {_gib(hardware.memory_bytes)} each "
+            f"({hardware.source}); MEM_FRACTION={sizing.mem_fraction} leaves {_gib(sizing.budget)} per device, "
+            f"{_gib(sizing.reserve)} of it reserved for activations and CUDA graphs.")
+
+
+def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
+    tp, pp = layout.tp, layout.pp
+    smaller = [size for size in valid_tensor_parallel_sizes(sizing.shape, tp) if size < tp]
+    why = "; ".join(f"TP={size} would need {_gib(sizing.weights_per_gpu(size, pp))} of weights per GPU"
+                    f" and leave room for {sizing.context_capacity(size, pp)} tokens" for size in smaller)
+    heads = f"it divides the {sizing.shape.attention_heads} attention heads and suits the {sizing.shape.kv_heads} KV heads"
+    return f"tp={tp}: {heads}" + (f"; {why}." if why else "; the smallest size that fits.")
+
+
+def _explain_dp(hardware: Hardware, tp: int, pp: int, dp: int, warnings: list[str]) -> str:
+    idle = hardware.total_count - dp * tp * pp
+    if idle:
+        warnings.append(f"{idle} GPU(s) stay idle: {hardware.total_count} is not a multiple of TP·PP={tp * pp}.")
+    if dp == 1:
+        return f"dp=1: one replica uses {tp * pp} GPU(s)."
+    return f"dp={dp}: {dp} independent replicas of {tp * pp} GPU(s) share the requests."
+
+
+def _explain_context(context: int, target: int, explicit: bool, kv_tokens: int, warnings: list[str]) -> str:
+    if explicit:
+        source = "set by MAX_MODEL_LEN"
+    elif context < target:
+        source = f"the model allows {target} but only {context} fit next to the weights"
+        warnings.append(f"context reduced to {context} tokens (model maximum {target}); add GPUs or quantize "
+                        "for more, or set MAX_MODEL_LEN")
+    else:
+        source = "the model's maximum"
+    sequences = kv_tokens // context if context else 0
+    return (f"max_model_len={context}: {source}; the KV cache holds about {kv_tokens} tokens per replica "
+            f"({sequences} sequence(s) at full length).")

@@ -1,0 +1,42 @@
+"""Plans as text for people and as JSON for pipelines (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .plan import GIB, Plan
+
+
+def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
+    data = plan.to_json()
+    data.update(extra or {})
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def as_table(plan: Plan) -> str:
+    memory = plan.memory_per_gpu
+    rows = [
+        ("engine", plan.engine),
+        ("model", plan.model),
+        ("GPUs", f"{plan.gpu_count}x {plan.gpu_name}, {plan.gpu_memory_bytes / GIB:.1f} GiB each"
+                 + (f", {plan.nodes} nodes" if plan.nodes > 1 else "")),
+        ("parallelism", f"TP={plan.tp}  PP={plan.pp}  DP={plan.dp}  EP={plan.ep}"),
+        ("context", f"{plan.max_model_len} tokens"),
+        ("dtype", plan.dtype),
+        ("quantization", plan.quantization or "none"),
+        ("weights", f"{plan.weight_bytes / GIB:.1f} GiB in all"),
+        ("KV per token", f"{plan.kv_bytes_per_token / 1024:.1f} KiB (whole model)"),
+    ]
+    lines = ["plan"] + [f"  {name:<14}{value}" for name, value in rows]
+    lines += ["", "memory per GPU"]
+    lines += [f"  {name:<14}{size / GIB:>8.1f} GiB{note}" for name, size, note in (
+        ("usable", memory.budget_bytes, "  (MEM_FRACTION of the GPU)"),
+        ("weights", memory.weight_bytes, ""),
+        ("reserve", memory.reserve_bytes, "  (activations, CUDA graphs)"),
+        ("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"),
+    )]
+    lines += ["", "why"] + [f"  - {reason}" for reason in plan.reasons]
+    if plan.warnings:
+        lines += ["", "warnings"] + [f"  ! {warning}" for warning in plan.warnings]
+    return "\n".join(lines)

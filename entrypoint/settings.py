@@ -1,0 +1,225 @@
+"""The one table of settings, and the only code that reads the environment.
+
+Each `Setting` says how one environment variable is parsed, its default, a
+valid example and a one-line help text. `load(environ)` turns a mapping of
+strings into a frozen `Settings`; the README's settings table is rendered
+from `SETTINGS` by `entrypoint.docs` and a test keeps the two equal.
+
+Rules, in order:
+1. An unset or empty variable takes the default (None when there is none).
+2. A secret may instead come from `<NAME>_FILE` (docker-secrets convention);
+   setting both is an error, the file's trailing newline is dropped.
+3. A value that does not parse is a `SettingError` naming the variable, the
+   value (never a secret's) and a valid example.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import MissingSettingError, SettingError
+from .gpu_catalog import parse_accelerators
+
+Parser = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    help: str
+    example: str
+    parse: Parser = str
+    default: str | None = None
+    secret: bool = False
+    required: bool = False
+
+    @property
+    def attr(self) -> str:
+        return self.name.lower()
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _integer(low: int, high: int) -> Parser:
+    def parse(raw: str) -> int:
+        text = raw.strip()
+        if not text.lstrip("-").isdigit():
+            raise ValueError("a plain integer is expected (no units or suffixes)")
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"it must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _fraction(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("a decimal number is expected") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError("it must be greater than 0 and at most 1")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _boolean(raw: str) -> bool:
+    # One parser for every flag: "0" must mean false (vLLM's bool(os.getenv(..))
+    # lesson), and anything unrecognised is an error rather than a guess.
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("use true or false (also 1/0, yes/no, on/off)")
+
+
+def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Parser:
+    aliases = dict(aliases or {})
+
+    def parse(raw: str) -> str:
+        text = raw.strip().lower()
+        text = aliases.get(text, text)
+        if text not in choices:
+            raise ValueError(f"it must be one of: {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("TARGET_MODEL", "Hugging Face repo id, or a local folder holding config.json and *.safetensors.",
+            "Qwen/Qwen2.5-7B-Instruct", _text, required=True),
+    Setting("ACCELERATORS", "GPUs to plan for, as SkyPilot writes them (NAME[:COUNT]); `cpu` for the CPU path "
+            "(ENGINE=vllm). Unset: detect with nvidia-smi.", "H100:4", parse_accelerators),
+    Setting("ENGINE", "Serving engine: `sglang` or `vllm`.", "vllm", _choice("sglang", "vllm"), default="sglang"),
+    Setting("SERVED_MODEL_NAME", "Model name clients send in requests; default: last part of TARGET_MODEL.",
+            "qwen-7b", _text),
+    Setting("PORT", "HTTP port the server listens on (all interfaces).", "8000", _integer(1, 65535),
+            default="8000"),
+    Setting("MAX_MODEL_LEN", "Context length in tokens (plain integer). Unset: the model's maximum, "
+            "or the largest that fits.", "32768", _integer(1, 10_000_000)),
+    Setting("DTYPE", "Activation and weight dtype for unquantized weights.", "bfloat16",
+            _choice("auto", "bfloat16", "float16", "float32",
+                    aliases={"bf16": "bfloat16", "half": "float16", "fp16": "float16", "float": "float32",
+                             "fp32": "float32"}), default="auto"),
+    Setting("QUANTIZATION", "Quantization method passed to the engine (e.g. fp8 for online FP8). "
+            "Unset: what the checkpoint's quantization_config says.", "fp8", _lower),
+    Setting("MEM_FRACTION", "Fraction of each GPU's memory the engine may use for weights and KV cache.",
+            "0.9", _fraction, default="0.85"),
+    Setting("HF_TOKEN", "Hugging Face token for gated or private models (or HF_TOKEN_FILE).",
+            "hf_xxx (or HF_TOKEN_FILE=/run/secrets/hf_token)", _text, secret=True),
+    Setting("HF_REVISION", "Branch, tag or commit of TARGET_MODEL to serve.", "main", _text),
+    Setting("TRUST_REMOTE_CODE", "Allow the model's own Python code from the Hub to run.", "true", _boolean,
+            default="false"),
+    Setting("SPEC_ENABLED", "Turn on speculative decoding.", "true", _boolean, default="false"),
+    Setting("SPEC_DRAFT_MODEL", "Draft model (repo id or folder) for speculative decoding.",
+            "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B", _text),
+    Setting("SPEC_METHOD", "Speculative method, either engine's spelling (eagle3 or EAGLE3). Unset: eagle3 with "
+            "a draft model, ngram without.", "eagle3", _lower),
+    Setting("SPEC_NUM_TOKENS", "Tokens proposed per step by the draft.", "3", _integer(1, 64)),
+    Setting("API_KEY", "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
+            "a long random string (or API_KEY_FILE=/run/secrets/api_key)", _text, secret=True),
+    Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended last so they win.",
+            "--enable-prefix-caching", _text),
+    Setting("DEBUG", "Show full tracebacks on errors.", "1", _boolean, default="false"),
+)
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings; attributes are the variable names in lower case."""
+
+    values: Mapping[str, Any]
+    warnings: tuple[str, ...] = field(default=())
+
+    def __getattr__(self, attr: str) -> Any:
+        try:
+            return self.__dict__["values"][attr.upper()]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+    def redacted(self) -> dict[str, Any]:
+        """Values safe to print: secrets appear as *** when set."""
+        return {name: ("***" if BY_NAME[name].secret and value else value) for name, value in self.values.items()}
+
+
+def load(environ: Mapping[str, str]) -> Settings:
+    """Parse every setting from `environ` (a plain dict in tests)."""
+    values = {setting.name: _load_one(setting, environ) for setting in SETTINGS}
+    return Settings(values=values, warnings=tuple(_typo_warnings(environ)))
+
+
+def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
+    raw = _raw_value(setting, environ)
+    if raw is None or raw.strip() == "":
+        if setting.required:
+            raise MissingSettingError(
+                f"{setting.name} is not set",
+                f"set it, for example -e {setting.name}={setting.example}",
+            )
+        raw = setting.default
+        if raw is None:
+            return None
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        shown = "***" if setting.secret else raw
+        raise SettingError(
+            f"{setting.name}={shown!r} is not valid: {exc}",
+            f"for example {setting.name}={setting.example}",
+        ) from None
+
+
+def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
+    direct = environ.get(setting.name)
+    if not setting.secret:
+        return direct
+    file_var = f"{setting.name}_FILE"
+    path = environ.get(file_var)
+    if not path:
+        return direct
+    if direct:
+        raise SettingError(
+            f"both {setting.name} and {file_var} are set",
+            f"keep one: {file_var}={path} or {setting.name}",
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise SettingError(
+            f"{file_var}={path!r} cannot be read: {exc.strerror}",
+            f"mount the secret file, for example {file_var}=/run/secrets/{setting.attr}",
+        ) from None
+
+
+# Variables users plausibly mistype; only these are checked against the table
+# so that unrelated environment (PATH, HOSTNAME...) never produces noise.
+_STANDARD = {"HF_HOME", "HF_ENDPOINT", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
+
+
+def _typo_warnings(environ: Mapping[str, str]) -> list[str]:
+    known = set(BY_NAME) | {f"{s.name}_FILE" for s in SETTINGS if s.secret} | _STANDARD
+    warnings = []
+    for name in sorted(environ):
+        if name in known:
+            continue
+        match = difflib.get_close_matches(name, known, n=1, cutoff=0.86)
+        if match:
+            warnings.append(f"{name} is not a setting this image reads; did you mean {match[0]}?")
+    return warnings
