@@ -168,22 +168,23 @@ def compare(planned: Hardware, detected: Hardware) -> list[str]:
 
 # ---------------------------------------------------------------- I/O edge
 
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+Runner = Callable[[Sequence[str], Mapping[str, str]], "subprocess.CompletedProcess[str]"]
 
 
-def _run(args: Sequence[str]) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False)
+def _run(args: Sequence[str], environ: Mapping[str, str]) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False, env=dict(environ))
 
 
 def detect(environ: Mapping[str, str], run: Runner = _run) -> Hardware:
     """Run nvidia-smi and describe the visible GPUs; errors explain the fix."""
-    if shutil.which("nvidia-smi", path=environ.get("PATH")) is None:
+    binary = shutil.which("nvidia-smi", path=environ.get("PATH"))
+    if binary is None:
         raise NvidiaSmiMissingError(
             "nvidia-smi is not on PATH, so no GPU can be seen",
             "start the container with GPUs (docker run --gpus all ..., or the NVIDIA container toolkit), "
             "or set ACCELERATORS=H100:1 to plan without GPUs, or ACCELERATORS=cpu with ENGINE=vllm",
         )
-    result = run(["nvidia-smi", *QUERY_ARGS])
+    result = run([binary, *QUERY_ARGS], environ)
     if result.returncode == 6 or "No devices were found" in result.stdout:
         raise NoGpuError("nvidia-smi found no GPU", "check `nvidia-smi` on the host and run with --gpus all")
     if result.returncode != 0:
@@ -194,7 +195,7 @@ def detect(environ: Mapping[str, str], run: Runner = _run) -> Hardware:
         )
     gpus = parse_query(result.stdout)
     if any(gpu.mig for gpu in gpus):
-        listing = run(["nvidia-smi", "-L"])
+        listing = run([binary, "-L"], environ)
         migs = parse_mig_list(listing.stdout, gpus)
         gpus = [gpu for gpu in gpus if not gpu.mig] + migs
     visible, notes = select_visible(gpus, environ)

@@ -143,6 +143,10 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
     reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
     ep = _expert_parallel(shape, tp, dp, engine, reasons)
     kv_tokens = sizing.context_capacity(tp, pp, ep)
+    if settings.mem_fraction > 0.9 and not hardware.is_cpu:
+        warnings.append(f"MEM_FRACTION={settings.mem_fraction} leaves only "
+                        f"{_gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
+                        "engine's budget; long prompts or large batches may run out of memory.")
     reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, warnings))
     memory = MemoryPerGpu(
         budget_bytes=sizing.budget,
@@ -317,7 +321,9 @@ def _fixes(sizing: _Sizing, target: int, explicit: bool, settings: Settings, mod
             fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
             if _fits(sizing, target, explicit, weights=fp8):
                 fixes.append(f"QUANTIZATION=fp8 (weights shrink to {_gib(fp8.total_bytes)})")
-    for spec in sorted(GPUS, key=lambda spec: spec.memory_mib):
+    family = hardware.name.split("-")[0]
+    # The same GPU family with more memory first (A100 -> A100-80GB), then the smallest that works.
+    for spec in sorted(GPUS, key=lambda spec: (not spec.name.startswith(family), spec.memory_mib)):
         # A bigger GPU is only worth naming if it serves the full context.
         if spec.memory_bytes > hardware.memory_bytes and _fits(sizing, target, True, memory=spec.memory_bytes):
             fixes.append(f"ACCELERATORS={spec.name}:{hardware.total_count}")

@@ -1,0 +1,104 @@
+"""GPU detection against recorded nvidia-smi outputs, and the ACCELERATORS catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrypoint import gpus
+from entrypoint.errors import NoGpuError, NvidiaSmiFailedError, NvidiaSmiMissingError, UnknownAcceleratorError
+from entrypoint.gpu_catalog import GPUS, MIB, lookup, parse_accelerators
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(("scenario", "count", "name", "memory_mib", "capability", "mig"), [
+    ("h100x1", 1, "NVIDIA H100 80GB HBM3", 81559, "9.0", False),
+    ("h100x8", 8, "NVIDIA H100 80GB HBM3", 81559, "9.0", False),
+    ("mixed", 2, "NVIDIA A100-SXM4-40GB", 40960, "8.0", False),  # planned on the smallest
+    ("mig", 3, "NVIDIA A100-SXM4-80GB MIG 1g.10gb", 10000, "8.0", True),
+])
+def test_detect_with_recorded_outputs(fake_gpus, scenario, count, name, memory_mib, capability, mig):
+    hardware = gpus.detect(fake_gpus(scenario))
+    assert (hardware.count, hardware.name, hardware.memory_bytes, hardware.capability, hardware.mig) == (
+        count, name, memory_mib * MIB, capability, mig)
+    assert hardware.source == "nvidia-smi"
+
+
+def test_mixed_gpus_are_reported(fake_gpus):
+    notes = gpus.detect(fake_gpus("mixed")).notes
+    assert any("mixed GPUs" in note and "A100-SXM4-40GB" in note for note in notes)
+
+
+@pytest.mark.parametrize(("scenario", "error", "text"), [
+    ("driver-failure", NvidiaSmiFailedError, "exit code 9: NVIDIA-SMI has failed"),
+    ("no-devices", NoGpuError, "found no GPU"),
+    ("old-driver", NvidiaSmiFailedError, "exit code 2"),
+])
+def test_detect_failures(fake_gpus, scenario, error, text):
+    with pytest.raises(error, match=text):
+        gpus.detect(fake_gpus(scenario))
+
+
+def test_missing_nvidia_smi_says_run_with_gpus():
+    with pytest.raises(NvidiaSmiMissingError) as caught:
+        gpus.detect({"PATH": "/usr/bin:/bin"})
+    assert "--gpus all" in caught.value.hint
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, ["0", "1", "2", "3", "4", "5", "6", "7"]),
+    ({"CUDA_VISIBLE_DEVICES": "2,5"}, ["2", "5"]),
+    ({"CUDA_VISIBLE_DEVICES": "GPU-30000000"}, ["3"]),
+    ({"NVIDIA_VISIBLE_DEVICES": "all"}, ["0", "1", "2", "3", "4", "5", "6", "7"]),
+    ({"NVIDIA_VISIBLE_DEVICES": "1,3"}, ["1", "3"]),
+    ({"NVIDIA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7", "CUDA_VISIBLE_DEVICES": "7"}, ["7"]),
+])
+def test_visible_devices(fake_gpus, environ, expected):
+    all_gpus = gpus.parse_query(open(fake_gpus("h100x8")["FAKE_NVIDIA_SMI"] + "/query.csv").read())
+    visible, _ = gpus.select_visible(all_gpus, environ)
+    assert [gpu.index for gpu in visible] == expected
+
+
+@pytest.mark.parametrize("environ", [{"NVIDIA_VISIBLE_DEVICES": "void"}, {"NVIDIA_VISIBLE_DEVICES": "none"},
+                                     {"CUDA_VISIBLE_DEVICES": ""}, {"CUDA_VISIBLE_DEVICES": "-1"}])
+def test_hidden_devices_are_an_error(fake_gpus, environ):
+    with pytest.raises(NoGpuError, match="hides every GPU"):
+        gpus.detect({**fake_gpus("h100x8"), **environ})
+
+
+def test_visible_devices_pick_mig_instances(fake_gpus):
+    hardware = gpus.detect({**fake_gpus("mig"), "CUDA_VISIBLE_DEVICES": "MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f"})
+    assert (hardware.count, hardware.memory_bytes) == (1, 40000 * MIB)
+
+
+@pytest.mark.parametrize(("text", "name", "count"), [
+    ("L4:1", "L4", 1), ("A100-80GB:2", "A100-80GB", 2), ("H100:4", "H100", 4), ("h100", "H100", 1),
+    ("l40s:8", "L40S", 8), ("RTX6000-Ada:2", "RTX6000-Ada", 2), ("rtx4090", "RTX4090", 1),
+    ("GH200:1", "GH200", 1), ("B300:8", "B300", 8), ("MI300X:8", "MI300X", 8), ("MI325X:8", "MI325X", 8),
+    ("A6000:4", "A6000", 4),
+])
+def test_parse_accelerators(text, name, count):
+    parsed = parse_accelerators(text)
+    assert (parsed.spec.name, parsed.count) == (name, count)
+
+
+def test_catalog_covers_the_required_gpus():
+    names = {spec.name for spec in GPUS}
+    assert {"L4", "A10G", "T4", "A100", "A100-80GB", "H100", "H200", "B200", "L40S", "A6000", "RTX6000-Ada",
+            "RTX4090", "GH200", "B300", "MI300X", "MI325X"} <= names
+    assert len({spec.name for spec in GPUS}) == len(GPUS)
+
+
+def test_unknown_accelerator_lists_known_and_how_to_add():
+    with pytest.raises(UnknownAcceleratorError) as caught:
+        lookup("H1000")
+    assert "H100" in caught.value.message and "gpu_catalog.py" in caught.value.hint
+
+
+def test_compare_reports_disagreement(fake_gpus):
+    planned = gpus.from_accelerators(parse_accelerators("H100:4"))
+    detected = gpus.detect(fake_gpus("h100x1"))
+    (note,) = gpus.compare(planned, detected)
+    assert "1 visible, not 4" in note
+    same = gpus.from_accelerators(parse_accelerators("H100:8"))
+    assert gpus.compare(same, gpus.detect(fake_gpus("h100x8"))) == []

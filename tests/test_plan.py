@@ -1,0 +1,192 @@
+"""The planner on generated checkpoints of real models (published configs, header-only weights)."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrypoint.engines import ENGINES
+from entrypoint.errors import DoesNotFitError, SettingError, UnsupportedByEngineError
+from entrypoint.gpu_catalog import Accelerators
+from entrypoint.gpus import Hardware, from_accelerators
+from entrypoint.model.source import read_model
+from entrypoint.plan import make_plan, valid_tensor_parallel_sizes
+from entrypoint.settings import load
+
+
+def plan_for(models, name: str, accelerators: str, **env: str):
+    settings = load({"TARGET_MODEL": str(models(name)), "ACCELERATORS": accelerators, **env})
+    hardware = from_accelerators(settings.accelerators)
+    return make_plan(settings, hardware, read_model(settings.target_model), ENGINES[settings.engine])
+
+
+# (model, accelerators, settings) -> (tp, pp, dp, ep, max_model_len)
+REFERENCE = [
+    # The four configurations users try first (issue #2).
+    ("Qwen2.5-7B-Instruct", "A100:1", {}, (1, 1, 1, 1, 32768)),
+    ("Mixtral-8x7B-Instruct-v0.1", "A100-80GB:2", {}, (2, 1, 1, 2, 32768)),
+    ("Qwen3-14B-FP8", "H100:1", {}, (1, 1, 1, 1, 40960)),
+    ("Llama-3.1-70B-Instruct", "A100-80GB:4", {}, (4, 1, 1, 1, 131072)),
+    # Dense GQA: spare GPUs become replicas; a short GPU gets a shorter context;
+    # two small GPUs give the full context before replicas do.
+    ("Llama-3.1-8B-Instruct", "H100:8", {}, (1, 1, 8, 1, 131072)),
+    ("Llama-3.1-8B-Instruct", "L4:1", {}, (1, 1, 1, 1, 17408)),
+    ("Llama-3.1-8B-Instruct", "L4:2", {}, (2, 1, 1, 1, 131072)),
+    ("Llama-3.1-8B-Instruct", "L4:1", {"MAX_MODEL_LEN": "8192"}, (1, 1, 1, 1, 8192)),
+    # Online FP8 halves the linear weights: 70B fits two H100s.
+    ("Llama-3.1-70B-Instruct", "H100:2", {"QUANTIZATION": "fp8"}, (2, 1, 1, 1, 131072)),
+    # Explicit short context with a high MEM_FRACTION is planned (with a warning).
+    ("Llama-3.1-70B-Instruct", "A100:4", {"MEM_FRACTION": "0.95", "MAX_MODEL_LEN": "4096"}, (4, 1, 1, 1, 4096)),
+    # MoE: EP follows TP in sglang, spans TP x DP in vLLM.
+    ("Qwen3-30B-A3B", "H100:2", {}, (1, 1, 2, 1, 40960)),
+    ("Qwen3-30B-A3B", "L40S:4", {}, (2, 1, 2, 2, 40960)),
+    ("Qwen3-30B-A3B", "L40S:4", {"ENGINE": "vllm"}, (2, 1, 2, 4, 40960)),
+    # MLA + MoE: the latent KV is replicated per rank; FP8 block checkpoint, 163 shards.
+    ("DeepSeek-V2-Lite-Chat", "A100-80GB:1", {}, (1, 1, 1, 1, 163840)),
+    ("DeepSeek-V3", "H200:8", {}, (8, 1, 1, 8, 163840)),
+    # Sliding windows: Gemma 3's 52 local layers cache only 1024 tokens each.
+    ("gemma-3-27b-it", "A100-80GB:1", {}, (1, 1, 1, 1, 131072)),
+    ("Mistral-7B-v0.1", "L4:1", {}, (1, 1, 1, 1, 32768)),
+    # AWQ 4-bit on a 16 GB T4.
+    ("Qwen2.5-7B-Instruct-AWQ", "T4:1", {}, (1, 1, 1, 1, 32768)),
+]
+
+
+@pytest.mark.parametrize(("name", "accelerators", "env", "expected"), REFERENCE,
+                         ids=[f"{r[0]}@{r[1]}{'+' + '+'.join(r[2].values()) if r[2] else ''}" for r in REFERENCE])
+def test_reference_plans(models, name, accelerators, env, expected):
+    plan = plan_for(models, name, accelerators, **env)
+    assert (plan.tp, plan.pp, plan.dp, plan.ep, plan.max_model_len) == expected
+    memory = plan.memory_per_gpu
+    assert memory.weight_bytes + memory.reserve_bytes + memory.kv_cache_bytes <= memory.budget_bytes
+    assert memory.kv_tokens >= plan.max_model_len
+
+
+def test_weight_bytes_come_from_headers(models):
+    # Llama-3.1-70B: 70,553,706,496 parameters in bf16.
+    assert plan_for(models, "Llama-3.1-70B-Instruct", "A100-80GB:4").weight_bytes == 70_553_706_496 * 2
+
+
+@pytest.mark.parametrize(("name", "kv_bytes_per_token"), [
+    ("Llama-3.1-70B-Instruct", 2 * 80 * 8 * 128 * 2),  # GQA: K and V, 8 KV heads
+    ("Qwen2.5-7B-Instruct", 2 * 28 * 4 * 128 * 2),
+    ("DeepSeek-V3", 61 * (512 + 64) * 2),  # MLA: one latent per layer
+])
+def test_kv_bytes_per_token(models, name, kv_bytes_per_token):
+    assert plan_for(models, name, "H200:8").kv_bytes_per_token == kv_bytes_per_token
+
+
+def test_reduced_context_is_said(models):
+    plan = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1")
+    assert any("context reduced to 17408" in warning for warning in plan.warnings)
+    assert any("only 17408 fit" in reason for reason in plan.reasons)
+
+
+def test_llama70b_on_a100_40gb_fails_fast_with_fixes(models):
+    with pytest.raises(DoesNotFitError) as caught:
+        plan_for(models, "Llama-3.1-70B-Instruct", "A100:4")
+    hint = caught.value.hint
+    for fix in ("ACCELERATORS=A100:8", "QUANTIZATION=fp8", "ACCELERATORS=A100-80GB:4", "MEM_FRACTION=0.95"):
+        assert fix in hint
+
+
+def test_deepseek_v3_on_one_h100_node_names_two_nodes(models):
+    with pytest.raises(DoesNotFitError) as caught:
+        plan_for(models, "DeepSeek-V3", "H100:8")
+    assert "ACCELERATORS=H100:16" in caught.value.hint
+    assert "QUANTIZATION=fp8" not in caught.value.hint  # already FP8
+
+
+def test_high_mem_fraction_warns(models):
+    plan = plan_for(models, "Llama-3.1-70B-Instruct", "A100:4", MEM_FRACTION="0.95", MAX_MODEL_LEN="4096")
+    assert any("MEM_FRACTION=0.95" in warning for warning in plan.warnings)
+
+
+@pytest.mark.parametrize(("engine", "accelerators", "outcome"), [
+    ("sglang", "T4:1", UnsupportedByEngineError),  # sglang FP8 needs SM 8.0
+    ("vllm", "T4:1", "Marlin"),  # vLLM: weight-only FP8 from SM 7.5
+    ("sglang", "A100:1", "Marlin"),
+    ("vllm", "L4:1", None),  # native FP8
+    ("vllm", "V100:1", UnsupportedByEngineError),
+])
+def test_fp8_below_native_capability(models, engine, accelerators, outcome):
+    run = lambda: plan_for(models, "Qwen2.5-7B-Instruct", accelerators, ENGINE=engine, QUANTIZATION="fp8",
+                           MAX_MODEL_LEN="4096")
+    if outcome is UnsupportedByEngineError:
+        with pytest.raises(UnsupportedByEngineError, match="FP8 needs compute capability"):
+            run()
+        return
+    reasons = " ".join(run().reasons)
+    assert ("Marlin" in reasons) == (outcome == "Marlin")
+
+
+@pytest.mark.parametrize(("engine", "quantization", "error", "text"), [
+    ("sglang", "torchao", UnsupportedByEngineError, "0.5.18"),
+    ("vllm", "bitsandbytes", UnsupportedByEngineError, "0.28"),
+    ("vllm", "gguf", UnsupportedByEngineError, "0.24"),
+    ("sglang", "int4", SettingError, "not a sglang quantization method"),
+])
+def test_quantizations_the_engine_no_longer_accepts(models, engine, quantization, error, text):
+    with pytest.raises(error) as caught:
+        plan_for(models, "Qwen2.5-7B-Instruct", "A100:1", ENGINE=engine, QUANTIZATION=quantization)
+    assert text in caught.value.message + caught.value.hint
+
+
+def test_quantization_must_match_a_quantized_checkpoint(models):
+    with pytest.raises(SettingError, match="already awq"):
+        plan_for(models, "Qwen2.5-7B-Instruct-AWQ", "A100:1", QUANTIZATION="fp8")
+    assert plan_for(models, "Qwen2.5-7B-Instruct-AWQ", "A100:1", QUANTIZATION="awq_marlin").quantization == "awq_marlin"
+
+
+def test_online_fp8_halves_linear_weights_only(models):
+    bf16 = plan_for(models, "Llama-3.1-70B-Instruct", "H100:8").weight_bytes
+    fp8 = plan_for(models, "Llama-3.1-70B-Instruct", "H100:8", QUANTIZATION="fp8").weight_bytes
+    kept = 2 * 128256 * 8192 * 2 + (80 * 2 + 1) * 8192 * 2  # embed_tokens, lm_head and norms stay bf16
+    assert fp8 == (bf16 - kept) // 2 + kept
+
+
+def test_context_longer_than_the_model_is_refused(models):
+    with pytest.raises(SettingError, match="longer than the model's maximum of 32768"):
+        plan_for(models, "Qwen2.5-7B-Instruct", "A100:1", MAX_MODEL_LEN="65536")
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "gpus", "sizes"), [
+    (28, 4, 8, [1, 2, 4]),  # Qwen2.5-7B: 28 heads rule out 8
+    (64, 8, 8, [1, 2, 4, 8]),
+    (32, 8, 16, [1, 2, 4, 8, 16]),  # 16 > 8 KV heads: a multiple, KV replicated
+    (40, 8, 8, [1, 2, 4, 8]),
+    (14, 2, 8, [1, 2]),
+    (12, 12, 8, [1, 2, 4]),  # 12 KV heads: 8 neither divides nor is a multiple
+])
+def test_valid_tensor_parallel_sizes(heads, kv_heads, gpus, sizes):
+    from entrypoint.model.shape import ModelShape
+
+    shape = ModelShape("x", 1, 1, heads, kv_heads, 1, 1, 1, "bfloat16")
+    assert valid_tensor_parallel_sizes(shape, gpus) == sizes
+
+
+def test_mig_instances_never_get_tensor_parallel(models):
+    settings = load({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "MAX_MODEL_LEN": "4096"})
+    mig = Hardware(name="A100 MIG 3g.40gb", memory_bytes=40000 * 2**20, capability="8.0", count=2,
+                   source="nvidia-smi", mig=True)
+    plan = make_plan(settings, mig, read_model(settings.target_model), ENGINES["sglang"])
+    assert (plan.tp, plan.dp) == (1, 2)
+
+
+def test_dense_model_never_gets_expert_parallel(models):
+    assert plan_for(models, "Llama-3.1-70B-Instruct", "H100:8", ENGINE="vllm").ep == 1
+
+
+def test_idle_gpus_are_reported(models):
+    plan = plan_for(models, "Qwen2.5-7B-Instruct", "A100:3", MAX_MODEL_LEN="4096")
+    assert plan.dp == 3
+    plan = plan_for(models, "Llama-3.1-70B-Instruct", "A100-80GB:6")
+    assert (plan.tp, plan.dp) == (4, 1)
+    assert any("2 GPU(s) stay idle" in warning for warning in plan.warnings)
+
+
+def test_cpu_plans_one_process(models):
+    settings = load({"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")), "ACCELERATORS": "cpu", "ENGINE": "vllm",
+                     "MAX_MODEL_LEN": "4096"})
+    hardware = from_accelerators(Accelerators(spec=None, count=1), cpu_memory_bytes=64 * 2**30)
+    plan = make_plan(settings, hardware, read_model(settings.target_model), ENGINES["vllm"])
+    assert (plan.tp, plan.dp, plan.gpu_name) == (1, 1, "cpu")
