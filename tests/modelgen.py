@@ -153,10 +153,9 @@ def quantize(tensors: dict, checkpoint: dict) -> dict:
 
 def write_shards(folder: Path, tensors: dict, shards: int) -> None:
     names = list(tensors)
-    per_shard = math.ceil(len(names) / shards)
     weight_map, total = {}, 0
-    for index in range(shards):
-        chunk = names[index * per_shard:(index + 1) * per_shard]
+    for index in range(shards):  # spread evenly so no shard is empty
+        chunk = names[index * len(names) // shards:(index + 1) * len(names) // shards]
         filename = "model.safetensors" if shards == 1 else f"model-{index + 1:05d}-of-{shards:05d}.safetensors"
         total += write_header_only(folder / filename, {n: tensors[n] for n in chunk})
         weight_map.update({n: filename for n in chunk})

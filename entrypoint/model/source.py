@@ -131,9 +131,7 @@ def _from_hub(repo: str, revision: str | None, token: str | None) -> ModelInfo:
         if metadata is None:
             metadata = api.get_safetensors_metadata(repo, revision=revision, token=token)
     except NotASafetensorsRepoError:
-        others = [f for f in api.list_repo_files(repo, revision=revision, token=token)
-                  if f.endswith((".bin", ".pt", ".pth", ".gguf"))]
-        _raise_no_safetensors(repo, others)
+        _raise_no_safetensors(repo, [])
     except SafetensorsParsingError as exc:
         raise CorruptCheckpointError(f"{repo}: a safetensors header cannot be parsed ({exc})",
                                      "check the repo's files, or pin HF_REVISION to a good commit") from None

@@ -1,0 +1,136 @@
+"""The real huggingface_hub code path against a fake Hub on loopback (HF_ENDPOINT)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+
+from conftest import clean_env, run_cli
+from fakehub import COMMIT, FakeHub
+
+REFERENCE = [
+    ("Qwen/Qwen2.5-7B-Instruct", "Qwen2.5-7B-Instruct", "A100:1", (1, 1, 1, 1)),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "Mixtral-8x7B-Instruct-v0.1", "A100-80GB:2", (2, 1, 1, 2)),
+    ("Qwen/Qwen3-14B-FP8", "Qwen3-14B-FP8", "H100:1", (1, 1, 1, 1)),
+    ("meta-llama/Llama-3.1-70B-Instruct", "Llama-3.1-70B-Instruct", "A100-80GB:4", (4, 1, 1, 1)),
+]
+
+
+@pytest.fixture
+def hub(httpserver, models):
+    fake = FakeHub()
+    for repo_id, fixture, _, _ in REFERENCE:
+        fake.add(repo_id, models(fixture))
+    fake.add("meta-llama/Llama-3.1-8B-Instruct", models("Llama-3.1-8B-Instruct"), gated=True)
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
+    fake.endpoint = httpserver.url_for("").rstrip("/")
+    return fake
+
+
+def hub_env(tmp_path, hub, **extra):
+    return clean_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_TELEMETRY="1",
+                     HF_HUB_DISABLE_XET="1", **extra)
+
+
+@pytest.mark.parametrize(("repo_id", "fixture", "accelerators", "expected"), REFERENCE)
+def test_reference_plans_through_the_hub(tmp_path, hub, repo_id, fixture, accelerators, expected):
+    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL=repo_id, ACCELERATORS=accelerators))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["tp"], plan["pp"], plan["dp"], plan["ep"]) == expected
+    assert plan["model_location"] == "hub"
+    # config.json (HEAD + GET) and every shard header in one request.
+    assert hub.count() == 3, hub.requests
+    assert hub.count("/safetensors-metadata/") == 1
+    assert hub.count(".safetensors") == 1  # that one request, never a shard download
+
+
+def test_without_the_one_request_endpoint_headers_are_read_in_parallel(tmp_path, hub):
+    hub.one_request_headers = False
+    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-70B-Instruct",
+                                                 ACCELERATORS="A100-80GB:4"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tp"] == 4
+    shard_reads = [line for line in hub.requests if line.startswith("GET") and "-of-00030.safetensors" in line]
+    assert len(shard_reads) == 30  # one ranged read per shard, no more
+    assert hub.count() <= 30 + 7
+
+
+def test_revision_is_passed_through(tmp_path, hub):
+    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct",
+                                                 ACCELERATORS="A100:1", HF_REVISION=COMMIT))
+    assert result.returncode == 0, result.stderr
+    assert all(f"/resolve/{COMMIT}/" in line for line in hub.requests if "/resolve/" in line)
+
+
+@pytest.mark.parametrize(("env", "code", "text"), [
+    ({"TARGET_MODEL": "nobody/no-such-model"}, 30, "does not exist"),
+    ({"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct"}, 31, "gated: no HF_TOKEN was given"),
+    ({"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "HF_TOKEN": "hf_wrong_secret_value"}, 31,
+     "the HF_TOKEN given has no access"),
+    ({"TARGET_MODEL": "Qwen/Qwen2.5-7B-Instruct", "HF_REVISION": "no-such-branch"}, 35, "HF_REVISION=no-such-branch"),
+])
+def test_hub_errors(tmp_path, hub, env, code, text):
+    result = run_cli(["plan"], hub_env(tmp_path, hub, ACCELERATORS="H100:1", **env))
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "hf_wrong_secret_value" not in result.stderr + result.stdout
+
+
+def test_gated_model_with_a_valid_token(tmp_path, hub):
+    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-8B-Instruct",
+                                                 ACCELERATORS="H100:1", HF_TOKEN=hub.token))
+    assert result.returncode == 0, result.stderr
+    assert hub.token not in result.stdout + result.stderr
+
+
+def test_token_from_file(tmp_path, hub):
+    (tmp_path / "token").write_text(hub.token + "\n")
+    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-8B-Instruct",
+                                                 ACCELERATORS="H100:1", HF_TOKEN_FILE=str(tmp_path / "token")))
+    assert result.returncode == 0, result.stderr
+
+
+def test_repo_with_only_bin_weights(tmp_path, hub, httpserver):
+    folder = tmp_path / "bin-only"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"num_attention_heads": 8, "hidden_size": 64,
+                                                    "num_hidden_layers": 2}))
+    (folder / "pytorch_model.bin").write_bytes(b"\0" * 16)
+    hub.add("old/bin-model", folder)
+    result = run_cli(["plan"], hub_env(tmp_path, hub, TARGET_MODEL="old/bin-model", ACCELERATORS="H100:1"))
+    assert result.returncode == 32, result.stderr
+    assert "no .safetensors weights" in result.stderr
+
+
+def test_unreachable_hub(tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = clean_env(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{port}", TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct",
+                    ACCELERATORS="H100:1", HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2")
+    result = run_cli(["plan"], env)
+    assert result.returncode == 34, result.stderr
+    assert "cannot reach the Hugging Face Hub" in result.stderr and "HF_HUB_OFFLINE=1" in result.stderr
+
+
+def test_offline_mode_uses_the_cache(tmp_path, hub, models):
+    env = hub_env(tmp_path, hub, TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct", ACCELERATORS="A100:1", HF_HUB_OFFLINE="1")
+    # The cache layout an engine's earlier download leaves: refs/main -> snapshots/<commit>/<files>.
+    repo_cache = tmp_path / "hf" / "hub" / "models--Qwen--Qwen2.5-7B-Instruct"
+    snapshot = repo_cache / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (repo_cache / "refs").mkdir()
+    (repo_cache / "refs" / "main").write_text(COMMIT)
+    for path in models("Qwen2.5-7B-Instruct").iterdir():
+        (snapshot / path.name).symlink_to(path)
+    result = run_cli(["plan", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["tp"], plan["model_location"]) == (1, "hub cache (offline)")
+    assert hub.count() == 0  # offline: not one request
+    missing = run_cli(["plan"], {**env, "TARGET_MODEL": "mistralai/Mixtral-8x7B-Instruct-v0.1"})
+    assert missing.returncode == 30 and "not in the local cache" in missing.stderr
