@@ -1,0 +1,60 @@
+"""Render the README's generated tables from the code that defines them.
+
+    python -m entrypoint.docs          # rewrite README.md in place
+    python -m entrypoint.docs --check  # exit 1 when README.md is stale (CI)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from .errors import all_error_classes
+from .settings import SETTINGS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def settings_table() -> str:
+    rows = ["| Variable | Default | Example | Meaning |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        default = "**required**" if setting.required else (f"`{setting.default}`" if setting.default else "—")
+        meaning = setting.help + (" Secret: also read from `{0}_FILE`, never printed.".format(setting.name)
+                                  if setting.secret else "")
+        rows.append(f"| `{setting.name}` | {default} | `{setting.example}` | {meaning} |")
+    return "\n".join(rows)
+
+
+def exit_codes_table() -> str:
+    rows = ["| Exit code | Error | When |", "|---|---|---|"]
+    rows += [f"| {cls.exit_code} | `{cls.__name__}` | {cls.summary} |" for cls in all_error_classes()]
+    return "\n".join(rows)
+
+
+SECTIONS = {"settings": settings_table, "exit-codes": exit_codes_table}
+
+
+def render(text: str) -> str:
+    for name, build in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- {name}:begin -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md lacks the <!-- {name}:begin --> / <!-- {name}:end --> markers")
+        text = pattern.sub(lambda match: match.group(1) + build() + "\n" + match.group(2), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    current = README.read_text()
+    fresh = render(current)
+    if "--check" in argv:
+        if fresh != current:
+            print("README.md is stale: run `python -m entrypoint.docs`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
