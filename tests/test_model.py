@@ -1,0 +1,145 @@
+"""Reading checkpoints: config.json variants and safetensors headers from local folders."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from entrypoint.errors import CorruptCheckpointError, ModelNotFoundError, NoSafetensorsError
+from entrypoint.model.safetensors import read_local_header
+from entrypoint.model.shape import from_config
+from entrypoint.model.source import read_model
+from modelgen import load_fixture, write_header_only
+
+BASE = {"num_attention_heads": 32, "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 32000,
+        "max_position_embeddings": 8192}
+
+
+@pytest.mark.parametrize(("extra", "field", "value"), [
+    ({}, "kv_heads", 32),  # MHA: KV heads default to attention heads
+    ({"num_key_value_heads": 8}, "kv_heads", 8),
+    ({"multi_query": True}, "kv_heads", 1),
+    ({}, "head_dim", 128),
+    ({"head_dim": 256}, "head_dim", 256),  # explicit head_dim wins (Gemma, Qwen3)
+    ({"num_local_experts": 8}, "experts", 8),  # Mixtral
+    ({"num_experts": 128}, "experts", 128),  # Qwen-MoE
+    ({"n_routed_experts": 256, "n_shared_experts": 1}, "experts", 256),  # DeepSeek
+    ({"n_routed_experts": 256, "n_shared_experts": 1}, "shared_experts", 1),
+    ({"shared_expert_intermediate_size": 5632}, "shared_experts", 1),  # Qwen2-MoE
+    ({"kv_lora_rank": 512, "qk_rope_head_dim": 64}, "is_mla", True),
+    ({"sliding_window": 4096}, "sliding_layers", 32),  # Mistral v0.1: every layer
+    ({"sliding_window": 4096, "use_sliding_window": False}, "sliding_layers", 0),  # Qwen2 ships it off
+    ({"sliding_window": 1024, "sliding_window_pattern": 6}, "sliding_layers", 27),  # Gemma 3: 1 in 6 global
+    ({"sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"] * 16}, "sliding_layers", 16),
+    ({"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}},
+     "max_position", 131072),
+    ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "max_position", 8192),
+    ({"torch_dtype": "float16"}, "dtype", "float16"),
+    ({"dtype": "bfloat16"}, "dtype", "bfloat16"),  # transformers 5 spelling
+])
+def test_config_fields(extra, field, value):
+    assert getattr(from_config({**BASE, **extra}), field) == value
+
+
+def test_text_config_of_multimodal_wrappers():
+    shape = from_config({"architectures": ["Gemma3ForConditionalGeneration"], "vision_config": {"hidden_size": 1152},
+                         "text_config": {**BASE, "num_key_value_heads": 16}})
+    assert (shape.architecture, shape.layers, shape.kv_heads) == ("Gemma3ForConditionalGeneration", 32, 16)
+
+
+@pytest.mark.parametrize(("config", "method", "details"), [
+    ({"quant_method": "fp8", "weight_block_size": [128, 128]}, "fp8", "block 128x128"),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128}, "awq", "4-bit, group 128"),
+    ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "gptq", "4-bit, group 128"),
+    ({"quant_method": "compressed-tensors", "format": "float-quantized"}, "compressed-tensors", "float-quantized"),
+    ({"quant_method": "mxfp4"}, "mxfp4", ""),
+])
+def test_quantization_config(config, method, details):
+    quantization = from_config({**BASE, "quantization_config": config}).quantization
+    assert (quantization.method, quantization.details) == (method, details)
+
+
+def test_config_without_attention_is_refused():
+    with pytest.raises(CorruptCheckpointError, match="num_attention_heads"):
+        from_config({"model_type": "bert-ish"})
+
+
+def test_deepseek_mtp_layer_is_not_counted(models):
+    model = read_model(str(models("DeepSeek-V2-Lite-Chat")))
+    assert model.weights.skipped_mtp_tensors == 0
+    v3 = read_model(str(models("DeepSeek-V3")))
+    assert v3.shards == 163 and v3.weights.skipped_mtp_tensors > 0
+
+
+def test_checkpoint_bytes_equal_the_files(models):
+    folder = models("Qwen3-14B-FP8")
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    assert read_model(str(folder)).weights.checkpoint_bytes == index["metadata"]["total_size"]
+
+
+def _folder(tmp_path, files: dict[str, bytes | None], config: dict | None = BASE):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps(config))
+    for name, data in files.items():
+        if data is None:
+            write_header_only(folder / name, {"w": ((4, 4), "BF16")})
+        else:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize(("files", "config", "error", "text"), [
+    ({"model.safetensors": None}, None, ModelNotFoundError, "has no config.json"),
+    ({"pytorch_model.bin": b"x"}, BASE, NoSafetensorsError, "found pytorch_model.bin"),
+    ({"model.Q4_K_M.gguf": b"x"}, BASE, NoSafetensorsError, "GGUF"),
+    ({"model.safetensors": b"\x05\x00"}, BASE, CorruptCheckpointError, "shorter than 8 bytes"),
+    ({"model.safetensors": struct.pack("<Q", 10**12)}, BASE, CorruptCheckpointError, "header length field"),
+    ({"model.safetensors": struct.pack("<Q", 8) + b"not json"}, BASE, CorruptCheckpointError, "not JSON"),
+    ({"model.safetensors": struct.pack("<Q", 100) + b"{}"}, BASE, CorruptCheckpointError, "claims 100 bytes"),
+])
+def test_local_checkpoint_errors(tmp_path, files, config, error, text):
+    folder = _folder(tmp_path, files, config)
+    with pytest.raises(error) as caught:
+        read_model(str(folder))
+    assert text in caught.value.message + caught.value.hint
+
+
+def test_truncated_download_is_caught(tmp_path):
+    folder = _folder(tmp_path, {"model.safetensors": None})
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(CorruptCheckpointError, match="truncated or unfinished download"):
+        read_local_header(str(path))
+
+
+def test_index_decides_which_files_count(tmp_path):
+    # Mistral repos ship model-*.safetensors and a consolidated.safetensors with the same weights.
+    folder = _folder(tmp_path, {"model-00001-of-00001.safetensors": None, "consolidated.safetensors": None})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "w": "model-00001-of-00001.safetensors"}}))
+    assert read_model(str(folder)).shards == 1
+
+
+def test_index_naming_a_missing_shard(tmp_path):
+    folder = _folder(tmp_path, {"model-00001-of-00002.safetensors": None})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    with pytest.raises(CorruptCheckpointError, match="missing file"):
+        read_model(str(folder))
+
+
+def test_missing_folder():
+    with pytest.raises(ModelNotFoundError, match="is not a folder"):
+        read_model("/models/does-not-exist")
+
+
+def test_fixture_parameter_counts_match_published_sizes():
+    from modelgen import FIXTURES, parameter_count
+
+    for path in FIXTURES.glob("*.json"):
+        published = load_fixture(path.stem)["published_parameters"]
+        assert abs(parameter_count(path.stem) / published - 1) < 0.005, path.stem
