@@ -87,9 +87,10 @@ class _Sizing:
     def reserve(self) -> int:
         return CPU_RESERVE_BYTES if self.hardware.is_cpu else GPU_RESERVE_BYTES
 
-    def weights_per_gpu(self, tp: int, pp: int, ep: int = 0) -> int:
-        ep = ep or tp
-        return math.ceil(self.weights.dense_bytes / (tp * pp) + self.weights.expert_bytes / (ep * pp))
+    def weights_per_gpu(self, tp: int, pp: int, expert_split: int = 0) -> int:
+        """Weights on one GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
+        expert_split = expert_split or tp
+        return math.ceil(self.weights.dense_bytes / (tp * pp) + self.weights.expert_bytes / (expert_split * pp))
 
     def kv_per_layer_token(self, tp: int) -> int:
         shape = self.shape
@@ -98,9 +99,9 @@ class _Sizing:
         heads = max(1, shape.kv_heads // tp)  # fewer KV heads than ranks: replicated
         return 2 * heads * shape.head_dim * self.kv_dtype_bytes
 
-    def context_capacity(self, tp: int, pp: int, ep: int = 0) -> int:
+    def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Longest single sequence whose KV cache fits next to the weights."""
-        available = self.budget - self.weights_per_gpu(tp, pp, ep) - self.reserve
+        available = self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
         if available <= 0:
             return 0
         per_layer = self.kv_per_layer_token(tp)
@@ -142,7 +143,9 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
                        f"into {pp} pipeline stages.")
     reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
     ep = _expert_parallel(shape, tp, dp, engine, reasons)
-    kv_tokens = sizing.context_capacity(tp, pp, ep)
+    # Without EP the experts are tensor-parallel, i.e. split TP ways like the rest.
+    expert_split = ep if ep > 1 else tp
+    kv_tokens = sizing.context_capacity(tp, pp, expert_split)
     if settings.mem_fraction > 0.9 and not hardware.is_cpu:
         warnings.append(f"MEM_FRACTION={settings.mem_fraction} leaves only "
                         f"{_gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
@@ -150,9 +153,9 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
     reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, warnings))
     memory = MemoryPerGpu(
         budget_bytes=sizing.budget,
-        weight_bytes=sizing.weights_per_gpu(tp, pp, ep),
+        weight_bytes=sizing.weights_per_gpu(tp, pp, expert_split),
         reserve_bytes=sizing.reserve,
-        kv_cache_bytes=max(0, sizing.budget - sizing.weights_per_gpu(tp, pp, ep) - sizing.reserve),
+        kv_cache_bytes=max(0, sizing.budget - sizing.weights_per_gpu(tp, pp, expert_split) - sizing.reserve),
         kv_tokens=kv_tokens,
     )
     return Plan(

@@ -190,3 +190,11 @@ def test_cpu_plans_one_process(models):
     hardware = from_accelerators(Accelerators(spec=None, count=1), cpu_memory_bytes=64 * 2**30)
     plan = make_plan(settings, hardware, read_model(settings.target_model), ENGINES["vllm"])
     assert (plan.tp, plan.dp, plan.gpu_name) == (1, 1, "cpu")
+
+
+def test_vllm_expert_parallel_over_replicas_lowers_weights_per_gpu(models):
+    sglang = plan_for(models, "Qwen3-30B-A3B", "L40S:4")
+    vllm = plan_for(models, "Qwen3-30B-A3B", "L40S:4", ENGINE="vllm")
+    # Same TP=2; vLLM's EP=4 spreads the experts over all four GPUs.
+    assert vllm.memory_per_gpu.weight_bytes < sglang.memory_per_gpu.weight_bytes
+    assert sglang.memory_per_gpu.weight_bytes == pytest.approx(sglang.weight_bytes / 2, rel=0.001)
