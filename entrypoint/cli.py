@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import traceback
+from dataclasses import replace
 from typing import Mapping, Sequence, TextIO
 
 from . import __version__, gpus, render
@@ -88,8 +89,6 @@ def resolve_hardware(settings: Settings, engine: Engine, environ: Mapping[str, s
 
 
 def _with_notes(hardware: gpus.Hardware, notes: list[str]) -> gpus.Hardware:
-    from dataclasses import replace
-
     return replace(hardware, notes=hardware.notes + tuple(notes))
 
 

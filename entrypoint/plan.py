@@ -12,11 +12,12 @@ hold at least one sequence of `max_model_len` tokens (docs/adr/0004).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .engines.base import Engine
 from .errors import DoesNotFitError, SettingError, UnsupportedByEngineError
+from .gpu_catalog import GPUS
 from .gpus import Hardware
 from .model.shape import ModelShape
 from .model.source import ModelInfo
@@ -309,8 +310,6 @@ def _does_not_fit(sizing: _Sizing, target: int, explicit: bool, settings: Settin
 
 def _fixes(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo,
            engine: Engine) -> list[str]:
-    from .gpu_catalog import GPUS
-
     hardware = sizing.hardware
     fixes = []
     for count in (1, 2, 4, 8, 16, 32, 64):
@@ -339,8 +338,6 @@ def _fixes(sizing: _Sizing, target: int, explicit: bool, settings: Settings, mod
 
 def _fits(sizing: _Sizing, target: int, explicit: bool, count: int | None = None, weights: WeightEstimate | None = None,
           memory: int | None = None, mem_fraction: float | None = None) -> bool:
-    from dataclasses import replace
-
     hardware = sizing.hardware
     if count is not None:
         per_node = min(count, 8)
