@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import traceback
 from dataclasses import replace
@@ -17,7 +16,7 @@ from typing import Mapping, Sequence, TextIO
 from . import __version__, gpus, render
 from .engines import ENGINES
 from .engines.base import Engine
-from .errors import EntrypointError, UnsupportedByEngineError
+from .errors import EntrypointError, NvidiaSmiMissingError, UnsupportedByEngineError
 from .model.source import ModelInfo, read_model
 from .plan import Plan, make_plan
 from .settings import Settings, load
@@ -78,10 +77,10 @@ def resolve_hardware(settings: Settings, engine: Engine, environ: Mapping[str, s
                                            "use ENGINE=vllm for the CPU path, or run on GPUs")
         return gpus.from_accelerators(accelerators, gpus.host_memory_bytes())
     planned = gpus.from_accelerators(accelerators)
-    if shutil.which("nvidia-smi", path=environ.get("PATH")) is None:
-        return planned
     try:
         detected = gpus.detect(environ)
+    except NvidiaSmiMissingError:
+        return planned  # planning without GPUs is what ACCELERATORS is for
     except EntrypointError as exc:
         note = f"ACCELERATORS is set but nvidia-smi could not confirm it: {exc.message}"
         return _with_notes(planned, [note])

@@ -152,11 +152,12 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
                         f"{_gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
                         "engine's budget; long prompts or large batches may run out of memory.")
     reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, warnings))
+    weights_per_gpu = sizing.weights_per_gpu(tp, pp, expert_split)
     memory = MemoryPerGpu(
         budget_bytes=sizing.budget,
-        weight_bytes=sizing.weights_per_gpu(tp, pp, expert_split),
+        weight_bytes=weights_per_gpu,
         reserve_bytes=sizing.reserve,
-        kv_cache_bytes=max(0, sizing.budget - sizing.weights_per_gpu(tp, pp, expert_split) - sizing.reserve),
+        kv_cache_bytes=max(0, sizing.budget - weights_per_gpu - sizing.reserve),
         kv_tokens=kv_tokens,
     )
     return Plan(
