@@ -80,6 +80,7 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], log: TextIO) -> 
     settings = load(environ)
     engine = ENGINES[settings.engine]
     launch.require_engine(engine)  # before minutes of planning and download
+    launch.checked_extra_args(engine, settings, user_args)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=log)
     plan, _ = plan_for(settings, engine, environ)

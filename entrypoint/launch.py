@@ -73,12 +73,21 @@ def check_removed_flags(engine: Engine, args: Sequence[str], source: str) -> Non
                                    f"instead: {engine.removed_flags[flag]}")
 
 
-def engine_command(engine: Engine, settings: Settings, plan: Plan, user_args: Sequence[str] = (),
-                   python: str = "python3") -> Command:
-    """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins)."""
+def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[str]) -> list[str]:
+    """EXTRA_ARGS split, after refusing removed flags there and in the container arguments.
+
+    Cheap, so `serve` runs it before planning: a typo should not wait for a download.
+    """
     extra = extra_args(settings)
     check_removed_flags(engine, extra, "EXTRA_ARGS")
     check_removed_flags(engine, user_args, "the container arguments")
+    return extra
+
+
+def engine_command(engine: Engine, settings: Settings, plan: Plan, user_args: Sequence[str] = (),
+                   python: str = "python3") -> Command:
+    """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins)."""
+    extra = checked_extra_args(engine, settings, user_args)
     command = engine.build(serve_request(settings, plan, python))
     return Command(argv=command.argv + tuple(extra) + tuple(user_args), env=command.env)
 

@@ -1,0 +1,169 @@
+"""`python -m entrypoint` serving, against stand-in engines on PYTHONPATH (tests/fake_engines).
+
+The real engines are exercised by test_contract.py (parsers) and
+test_endpoint_cpu.py (a real vLLM server); these tests pin down what the
+entrypoint itself does: exec (same pid), argv order, the child's environment,
+exit codes, container arguments and secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, TESTS, clean_env, run_cli
+
+FAKE_ENGINES = TESTS / "fake_engines"
+API_KEY = "sk-serve-test-9f8e7d"
+HF_TOKEN = "hf_serveTestToken12345"
+
+
+@pytest.fixture
+def serve_env(tmp_path, models):
+    def env(engine: str = "vllm", **extra: str) -> dict[str, str]:
+        values = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ENGINE=engine,
+                           ACCELERATORS="H100:1", FAKE_ENGINE_REPORT=str(tmp_path / "engine.json"),
+                           PYTHONPATH=f"{ROOT}{os.pathsep}{FAKE_ENGINES}")
+        values.update(extra)
+        return values
+
+    return env
+
+
+def report(env: dict[str, str]) -> dict:
+    with open(env["FAKE_ENGINE_REPORT"], encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_serve_execs_the_engine_in_place(serve_env, engine):
+    env = serve_env(engine)
+    process = subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    started = report(env)
+    assert started["pid"] == process.pid  # exec: the engine is the process the container started
+    assert started["executable"] == sys.executable
+    assert started["module"] == {"vllm": "vllm.entrypoints.openai.api_server",
+                                 "sglang": "sglang.launch_server"}[engine]
+    assert "exec: " in stderr and "TP=1" in stderr and "auth: off" in stderr
+    assert f"fake {started['module']} started" in stdout
+
+
+def test_flags_given_to_the_container_come_last(serve_env):
+    env = serve_env(EXTRA_ARGS="--max-num-seqs 16")
+    result = run_cli(["--max-num-seqs", "8", "--enable-prefix-caching"], env)
+    assert result.returncode == 0, result.stderr
+    argv = report(env)["argv"]
+    assert argv[-5:] == ["--max-num-seqs", "16", "--max-num-seqs", "8", "--enable-prefix-caching"]
+    assert run_cli(["serve", "--max-num-seqs", "4"], env).returncode == 0
+    assert report(env)["argv"][-2:] == ["--max-num-seqs", "4"]
+
+
+def test_other_container_commands_run_unchanged(serve_env):
+    env = serve_env()
+    result = run_cli(["echo", "hi", "--there"], env)
+    assert (result.returncode, result.stdout) == (0, "hi --there\n")
+    missing = run_cli(["no-such-program"], env)
+    assert missing.returncode == 127
+    assert missing.stderr.startswith("error: cannot run 'no-such-program'")
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_secrets_reach_the_engine_only_in_its_own_form(serve_env, tmp_path, engine):
+    token_file = tmp_path / "hf_token"
+    token_file.write_text(HF_TOKEN + "\n")
+    env = serve_env(engine, API_KEY=API_KEY, HF_TOKEN_FILE=str(token_file), DEBUG="1")
+    result = run_cli([], env)
+    assert result.returncode == 0, result.stderr
+    started = report(env)
+    child_env = started["env"]
+    assert "API_KEY" not in child_env and "HF_TOKEN_FILE" not in child_env
+    assert child_env["HF_TOKEN"] == HF_TOKEN  # huggingface_hub in the engine reads it
+    if engine == "vllm":
+        assert child_env["VLLM_API_KEY"] == API_KEY and API_KEY not in started["argv"]
+    else:
+        assert started["argv"][started["argv"].index("--api-key") + 1] == API_KEY
+    output = result.stdout + result.stderr
+    assert API_KEY not in output and HF_TOKEN not in output
+    assert "auth: on" in result.stderr
+
+
+def test_engine_exit_code_is_the_containers(serve_env):
+    env = serve_env(FAKE_ENGINE_EXIT="3", API_KEY=API_KEY)
+    result = run_cli([], env)
+    assert result.returncode == 3
+    assert "start-up failed" in result.stderr and "exec: " in result.stderr
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_sigterm_reaches_the_engine_directly(serve_env):
+    env = serve_env(FAKE_ENGINE_SLEEP="60")
+    process = subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(env["FAKE_ENGINE_REPORT"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=10)
+    assert process.returncode == -signal.SIGTERM  # the engine got it, not a wrapper
+
+
+@pytest.mark.parametrize(("engine", "flag", "replacement"), [
+    ("vllm", "--disable-log-requests", "request logging is off by default"),
+    ("vllm", "--speculative_model=x", "SPEC_DRAFT_MODEL"),
+    ("sglang", "--enable-ep-moe", "--ep-size"),
+    ("sglang", "--torchao-config int4wo-128", "QUANTIZATION=fp8"),
+])
+def test_removed_flags_are_caught_before_exec(serve_env, engine, flag, replacement):
+    env = serve_env(engine, EXTRA_ARGS=flag)
+    result = run_cli([], env)
+    assert result.returncode == 14
+    assert replacement in result.stderr and result.stderr.count("\n") == 1
+    assert not os.path.exists(env["FAKE_ENGINE_REPORT"])
+    from_container = run_cli(flag.split(), serve_env(engine))
+    assert from_container.returncode == 14 and "the container arguments" in from_container.stderr
+
+
+def test_missing_engine_is_said_before_planning(tmp_path, models):
+    env = clean_env(tmp_path, TARGET_MODEL="/nonexistent/model", ENGINE="sglang", ACCELERATORS="H100:1")
+    result = run_cli([], env)  # the test venv has no sglang
+    assert result.returncode == 50
+    assert "sglang package is not installed" in result.stderr and "Dockerfile.sglang" in result.stderr
+
+
+def test_vanished_model_folder(serve_env):
+    result = run_cli([], serve_env(TARGET_MODEL="/models/gone"))
+    assert result.returncode == 30
+    assert "TARGET_MODEL=/models/gone" in result.stderr
+
+
+def test_unbalanced_extra_args_quote(serve_env):
+    result = run_cli([], serve_env(EXTRA_ARGS="--chat-template 'oops"))
+    assert result.returncode == 10 and "EXTRA_ARGS" in result.stderr
+
+
+def test_plan_json_shows_the_argv_without_secrets(serve_env):
+    env = serve_env("sglang", API_KEY=API_KEY)
+    result = run_cli(["plan", "--json"], env)
+    plan = json.loads(result.stdout)
+    assert plan["argv"][plan["argv"].index("--api-key") + 1] == "***"
+    assert API_KEY not in result.stdout
+    vllm = json.loads(run_cli(["plan", "--json"], serve_env("vllm", API_KEY=API_KEY)).stdout)
+    assert vllm["engine_env"] == {"VLLM_API_KEY": "***"}
+
+
+def test_health_command(serve_env, httpserver):
+    httpserver.expect_request("/health").respond_with_data("", status=200)
+    env = serve_env(PORT=str(httpserver.port))
+    assert run_cli(["health"], env).returncode == 0
+    httpserver.clear()
+    httpserver.expect_request("/health").respond_with_data("", status=503)
+    assert run_cli(["health"], env).returncode == 1
