@@ -1,0 +1,203 @@
+"""A real endpoint: `python -m entrypoint` starts vLLM on the CPU and serves a tiny model.
+
+The model is a random 2-layer Llama with a trained byte-level tokenizer and a
+chat template (tests/engines/make_tiny_model.py), so the answers are nonsense
+but every byte goes through the real server: the official `openai` client,
+API-key enforcement, Prometheus /metrics, and SIGTERM with nothing left over.
+No GPU is involved: this is the CPU path users get from the CPU image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import BASE_PATH, ROOT, TESTS, run_cli
+
+API_KEY = "sk-cpu-endpoint-5b1f2c"
+STARTUP_TIMEOUT = 900  # a cold start on two busy cores; about a minute when idle
+
+
+@pytest.fixture(scope="module")
+def tiny_model(engine_envs, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    subprocess.run([str(engine_envs["vllm"] / "bin" / "python"), str(TESTS / "engines" / "make_tiny_model.py"),
+                    str(folder)], check=True, capture_output=True, timeout=300)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def endpoint_env(home: Path, model: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {"PATH": BASE_PATH, "HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", "TARGET_MODEL": str(model), "ENGINE": "vllm",
+           "ACCELERATORS": "cpu", "PORT": str(port), "API_KEY": API_KEY, "SERVED_MODEL_NAME": "tiny",
+           # A small KV cache: the test shares the machine with everything else.
+           "MEM_FRACTION": "0.1", "MAX_MODEL_LEN": "1024"}
+    env.update(extra)
+    return env
+
+
+def session_processes(sid: int) -> list[str]:
+    """Processes still alive in the server's session (it was started as a session leader)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:120]
+            alive.append(f"{entry.name}: {command!r}")
+    return alive
+
+
+class Endpoint:
+    def __init__(self, python: Path, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log_path = log
+        self.url = f"http://127.0.0.1:{env['PORT']}"
+        self.started = time.monotonic()
+        with open(log, "wb") as handle:
+            self.process = subprocess.Popen([str(python), "-m", "entrypoint"], env=env, cwd=ROOT,
+                                            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self) -> float:
+        deadline = self.started + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return time.monotonic() - self.started
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"no /health within {STARTUP_TIMEOUT} s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def client(self, api_key: str = API_KEY) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def endpoint(engine_envs, tiny_model, tmp_path_factory):
+    home = tmp_path_factory.mktemp("endpoint-home")
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", endpoint_env(home, tiny_model, free_port()),
+                      home / "server.log")
+    server.wait_healthy()
+    yield server
+    server.stop()
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_models_lists_the_served_name(endpoint):
+    assert [model.id for model in endpoint.client().models.list().data] == ["tiny"]
+
+
+def test_chat_completion(endpoint):
+    response = endpoint.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Say hello in one word."}], max_tokens=12,
+        temperature=0)
+    choice = response.choices[0]
+    assert choice.message.role == "assistant"
+    assert isinstance(choice.message.content, str)
+    assert choice.finish_reason in ("length", "stop")
+    assert response.usage.completion_tokens >= 1 and response.usage.prompt_tokens > 5  # the chat template ran
+    print(f"chat completion: {choice.message.content!r} ({response.usage})")
+
+
+def test_streamed_completion(endpoint):
+    stream = endpoint.client().completions.create(model="tiny", prompt="The quick brown", max_tokens=8,
+                                                  temperature=0, stream=True)
+    pieces = [chunk.choices[0].text for chunk in stream if chunk.choices]
+    assert len(pieces) >= 2  # arrived as several server-sent events
+    assert "".join(pieces)
+
+
+def test_wrong_or_missing_api_key_gets_401(endpoint):
+    with pytest.raises(openai.AuthenticationError):
+        endpoint.client(api_key="sk-wrong").models.list()
+    assert get(f"{endpoint.url}/v1/models")[0] == 401
+    assert get(f"{endpoint.url}/v1/models", {"Authorization": f"Bearer {API_KEY}"})[0] == 200
+
+
+def test_health_and_metrics_need_no_key(endpoint):
+    assert get(f"{endpoint.url}/health")[0] == 200
+    status, text = get(f"{endpoint.url}/metrics")
+    assert status == 200
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    generated = sum(sample.value for sample in families["vllm:generation_tokens"].samples
+                    if sample.name.endswith("_total"))
+    assert generated >= 1  # the completions above were counted
+
+
+def test_health_command_of_the_image(endpoint):
+    result = run_cli(["health"], {"PATH": BASE_PATH, "PYTHONPATH": str(ROOT), "PORT": endpoint.env["PORT"]})
+    assert result.returncode == 0, result.stderr
+
+
+def test_log_shows_plan_and_command_but_no_secret(endpoint):
+    log = endpoint.log()
+    assert "exec: " in log and "--served-model-name tiny" in log and "auth: on" in log
+    assert API_KEY not in log
+
+
+def test_sigterm_stops_the_server_and_everything_it_started(endpoint):
+    endpoint.process.send_signal(signal.SIGTERM)  # the pid Docker would signal: exec made it the server
+    returncode = endpoint.process.wait(timeout=120)
+    assert returncode in (0, -signal.SIGTERM), endpoint.log()[-3000:]
+    deadline = time.monotonic() + 30
+    while session_processes(endpoint.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert session_processes(endpoint.process.pid) == []
+
+
+def test_engine_failing_at_startup_exits_with_its_code(engine_envs, tiny_model, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    config = (broken / "config.json").read_text().replace("LlamaForCausalLM", "NoSuchModelForCausalLM")
+    (broken / "config.json").write_text(config)
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", endpoint_env(tmp_path, broken, free_port()),
+                      tmp_path / "server.log")
+    try:
+        returncode = server.process.wait(timeout=600)
+    finally:
+        server.stop()
+    log = server.log()
+    assert returncode not in (0, None)
+    assert "exec: " in log and "NoSuchModelForCausalLM" in log
+    assert API_KEY not in log
