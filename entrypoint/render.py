@@ -16,11 +16,13 @@ def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
 
 def as_table(plan: Plan) -> str:
     memory = plan.memory_per_gpu
+    devices = (("CPU", f"host memory {plan.gpu_memory_bytes / GIB:.1f} GiB") if plan.on_cpu else
+               ("GPUs", f"{plan.gpu_count}x {plan.gpu_name}, {plan.gpu_memory_bytes / GIB:.1f} GiB each"
+                        + (f", {plan.nodes} nodes" if plan.nodes > 1 else "")))
     rows = [
         ("engine", plan.engine),
         ("model", plan.model),
-        ("GPUs", f"{plan.gpu_count}x {plan.gpu_name}, {plan.gpu_memory_bytes / GIB:.1f} GiB each"
-                 + (f", {plan.nodes} nodes" if plan.nodes > 1 else "")),
+        devices,
         ("parallelism", f"TP={plan.tp}  PP={plan.pp}  DP={plan.dp}  EP={plan.ep}"),
         ("context", f"{plan.max_model_len} tokens"),
         ("dtype", plan.dtype),
@@ -28,12 +30,17 @@ def as_table(plan: Plan) -> str:
         ("weights", f"{plan.weight_bytes / GIB:.1f} GiB in all"),
         ("KV per token", f"{plan.kv_bytes_per_token / 1024:.1f} KiB (whole model)"),
     ]
+    if plan.speculative:
+        spec = plan.speculative
+        rows.append(("speculative", f"{spec.method}" + (f" with {spec.draft_model}" if spec.draft_model else "")
+                     + (f", {spec.num_tokens} tokens" if spec.num_tokens else "")))
     lines = ["plan"] + [f"  {name:<14}{value}" for name, value in rows]
-    lines += ["", "memory per GPU"]
+    lines += ["", "memory (CPU)" if plan.on_cpu else "memory per GPU"]
     lines += [f"  {name:<14}{size / GIB:>8.1f} GiB{note}" for name, size, note in (
-        ("usable", memory.budget_bytes, "  (MEM_FRACTION of the GPU)"),
+        ("usable", memory.budget_bytes, "  (MEM_FRACTION of host memory)" if plan.on_cpu else
+         "  (MEM_FRACTION of the GPU)"),
         ("weights", memory.weight_bytes, ""),
-        ("reserve", memory.reserve_bytes, "  (activations, CUDA graphs)"),
+        ("reserve", memory.reserve_bytes, "  (activations)" if plan.on_cpu else "  (activations, CUDA graphs)"),
         ("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"),
     )]
     lines += ["", "why"] + [f"  - {reason}" for reason in plan.reasons]

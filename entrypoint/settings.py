@@ -117,7 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
                              "fp32": "float32"}), default="auto"),
     Setting("QUANTIZATION", "Quantization method passed to the engine (e.g. fp8 for online FP8). "
             "Unset: what the checkpoint's quantization_config says.", "fp8", _lower),
-    Setting("MEM_FRACTION", "Fraction of each GPU's memory the engine may use for weights and KV cache.",
+    Setting("MEM_FRACTION", "Fraction of each GPU's memory the engine may use for weights and KV cache (of host "
+            "memory on the CPU path).",
             "0.9", _fraction, default="0.85"),
     Setting("HF_TOKEN", "Hugging Face token for gated or private models (or HF_TOKEN_FILE).",
             "hf_xxx (or HF_TOKEN_FILE=/run/secrets/hf_token)", _text, secret=True),
@@ -127,12 +128,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPEC_ENABLED", "Turn on speculative decoding.", "true", _boolean, default="false"),
     Setting("SPEC_DRAFT_MODEL", "Draft model (repo id or folder) for speculative decoding.",
             "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B", _text),
-    Setting("SPEC_METHOD", "Speculative method, either engine's spelling (eagle3 or EAGLE3). Unset: eagle3 with "
-            "a draft model, ngram without.", "eagle3", _lower),
-    Setting("SPEC_NUM_TOKENS", "Tokens proposed per step by the draft.", "3", _integer(1, 64)),
+    Setting("SPEC_METHOD", "Speculative method in either engine's spelling: eagle3 (EAGLE3), eagle, mtp (NEXTN), "
+            "ngram, draft_model (STANDALONE), dflash, suffix (vLLM only). Unset: eagle3 with a draft model, mtp when "
+            "the model has MTP layers, else ngram.", "eagle3", _lower),
+    Setting("SPEC_NUM_TOKENS", "Tokens proposed per step. Unset: sglang chooses; vLLM uses 3.", "3", _integer(1, 64)),
     Setting("API_KEY", "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
             "a long random string (or API_KEY_FILE=/run/secrets/api_key)", _text, secret=True),
-    Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended last so they win.",
+    Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended after the planned ones so they win "
+            "(flags given to the container come after these).",
             "--enable-prefix-caching", _text),
     Setting("DEBUG", "Show full tracebacks on errors.", "1", _boolean, default="false"),
 )
