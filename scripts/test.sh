@@ -13,7 +13,7 @@ fi
 
 # The real engines the contract and end-to-end tests run against, at the
 # Dockerfiles' pinned versions: built once per machine, then reused.
-engine_envs="$(bash scripts/engine-envs.sh)"
+engine_envs="$(bash scripts/test-envs.sh)"
 while IFS='=' read -r name path; do
   export "$name=$path"
 done <<< "$engine_envs"

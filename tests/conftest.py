@@ -76,13 +76,13 @@ def cli(tmp_path):
 
 @pytest.fixture(scope="session")
 def engine_envs() -> dict[str, Path]:
-    """{"vllm": venv, "sglang": venv} at the Dockerfiles' pinned versions (scripts/engine-envs.sh)."""
-    envs = {name: os.environ.get(f"{name.upper()}_ENV") for name in ("vllm", "sglang")}
+    """{"vllm": venv, "sglang": venv, "skypilot": venv}: the real programs (scripts/test-envs.sh)."""
+    envs = {name: os.environ.get(f"{name.upper()}_ENV") for name in ("vllm", "sglang", "skypilot")}
     if not all(envs.values()):
         # scripts/test.sh builds them first; a bare `pytest` builds (or reuses) them here.
-        result = subprocess.run(["bash", str(ROOT / "scripts" / "engine-envs.sh")], capture_output=True, text=True,
+        result = subprocess.run(["bash", str(ROOT / "scripts" / "test-envs.sh")], capture_output=True, text=True,
                                 timeout=3600)
         assert result.returncode == 0, result.stderr[-4000:]
         found = dict(line.split("=", 1) for line in result.stdout.split())
-        envs = {"vllm": found["VLLM_ENV"], "sglang": found["SGLANG_ENV"]}
+        envs = {name: found[f"{name.upper()}_ENV"] for name in envs}
     return {name: Path(path) for name, path in envs.items()}

