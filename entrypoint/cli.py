@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import replace
 from typing import Mapping, Sequence, TextIO
 
-from . import __version__, gpus, launch, render
+from . import __version__, cluster, gpus, launch, render
 from .engines import ENGINES
 from .engines.base import Engine
 from .errors import (CommandNotFoundError, EntrypointError, NoSafetensorsError, NvidiaSmiMissingError,
@@ -142,6 +142,16 @@ def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, li
 
 
 def resolve_hardware(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> gpus.Hardware:
+    """One node's GPUs (ACCELERATORS or nvidia-smi) times the nodes SkyPilot started."""
+    hardware = _node_hardware(settings, engine, environ)
+    nodes = cluster.from_settings(settings).nodes
+    if nodes > 1 and hardware.is_cpu:
+        raise UnsupportedByEngineError("the CPU path runs on one node, but SKYPILOT_NUM_NODES is above 1",
+                                       "use num_nodes: 1 for ACCELERATORS=cpu")
+    return replace(hardware, nodes=nodes)
+
+
+def _node_hardware(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> gpus.Hardware:
     """ACCELERATORS when set (compared with nvidia-smi when present), else detection."""
     accelerators = settings.accelerators
     if accelerators is None:

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping, Sequence, TextIO
 
+from . import cluster
 from .engines.base import Command, Engine, ServeRequest
 from .errors import EngineMissingError, RemovedFlagError, SettingError
 from .plan import Plan
@@ -44,6 +45,7 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
         api_key=settings.api_key,
         requested_quantization=settings.quantization,
         python=python,
+        cluster=cluster.from_settings(settings),
     )
 
 

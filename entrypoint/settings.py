@@ -95,6 +95,10 @@ def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Parser:
     return parse
 
 
+def _lines(raw: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in raw.replace(",", "\n").splitlines() if line.strip())
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -138,6 +142,15 @@ SETTINGS: tuple[Setting, ...] = (
             "(flags given to the container come after these).",
             "--enable-prefix-caching", _text),
     Setting("DEBUG", "Show full tracebacks on errors.", "1", _boolean, default="false"),
+    # Multi-node: SkyPilot sets these on every node of a `num_nodes: N` task.
+    Setting("SKYPILOT_NUM_NODES", "Nodes in the cluster (set by SkyPilot). Above 1: TP inside each node, PP across "
+            "nodes, one engine process per node.", "2", _integer(1, 1024), default="1"),
+    Setting("SKYPILOT_NODE_RANK", "This node's rank, 0 being the head that serves HTTP (set by SkyPilot).", "0",
+            _integer(0, 1023), default="0"),
+    Setting("SKYPILOT_NODE_IPS", "The nodes' IP addresses, one per line, head first (set by SkyPilot).",
+            "10.0.0.1\\n10.0.0.2", _lines),
+    Setting("DIST_PORT", "TCP port on the head node where the nodes meet (multi-node only).", "29501",
+            _integer(1, 65535), default="29501"),
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}

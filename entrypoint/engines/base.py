@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from ..cluster import Cluster
+
 if TYPE_CHECKING:  # the plan imports this module; only type checkers need the reverse
     from ..plan import Plan
 
@@ -29,6 +31,7 @@ class ServeRequest:
     requested_quantization: str | None = None  # only what the user asked for; the checkpoint's own is implicit
     python: str = "python3"
     host: str = "0.0.0.0"
+    cluster: Cluster = Cluster()  # this node's place when the plan spans nodes
 
 
 @dataclass(frozen=True)

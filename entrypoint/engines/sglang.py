@@ -66,6 +66,11 @@ def build(request: ServeRequest) -> Command:
             "--dp-size", str(plan.dp)]
     if plan.ep > 1:
         argv += ["--ep-size", str(plan.ep)]
+    node = request.cluster
+    if node.multi_node:
+        # tp and pp are global sizes: each node runs tp*pp/nnodes ranks.
+        argv += ["--nnodes", str(node.nodes), "--node-rank", str(node.rank),
+                 "--dist-init-addr", f"{node.head}:{node.port}"]
     argv += ["--context-length", str(plan.max_model_len),
              "--dtype", plan.dtype,
              # weights + KV pool; activations and CUDA graphs live outside it.

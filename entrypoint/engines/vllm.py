@@ -77,6 +77,13 @@ def build(request: ServeRequest) -> Command:
             "--data-parallel-size", str(plan.dp)]
     if plan.ep > 1:  # an error on dense models, hence only when the planner chose EP
         argv.append("--enable-expert-parallel")
+    node = request.cluster
+    if node.multi_node:
+        # The multiprocessing backend across nodes: the head serves HTTP, the others only run workers.
+        argv += ["--nnodes", str(node.nodes), "--node-rank", str(node.rank),
+                 "--master-addr", node.head, "--master-port", str(node.port)]
+        if not node.is_head:
+            argv.append("--headless")
     argv += ["--max-model-len", str(plan.max_model_len),
              "--dtype", plan.dtype,
              "--gpu-memory-utilization", str(plan.mem_fraction)]
