@@ -22,8 +22,8 @@ from typing import Mapping, Sequence, TextIO
 from . import __version__, cluster, gpus, launch, render
 from .engines import ENGINES
 from .engines.base import Engine
-from .errors import (CommandNotFoundError, EntrypointError, NoSafetensorsError, NvidiaSmiMissingError,
-                     UnsupportedByEngineError)
+from .errors import (CommandNotFoundError, EntrypointError, MissingSettingError, NoSafetensorsError,
+                     NvidiaSmiMissingError, UnsupportedByEngineError)
 from .model.source import ModelInfo, read_model
 from .plan import Plan, make_plan
 from .settings import Settings, load, load_value, secret_values
@@ -79,6 +79,11 @@ def _dispatch(argv: list[str], environ: Mapping[str, str], stdout: TextIO, stder
 def serve(user_args: Sequence[str], environ: Mapping[str, str], log: TextIO) -> int:
     settings = load(environ)
     engine = ENGINES[settings.engine]
+    if settings.require_api_key and not settings.api_key:
+        raise MissingSettingError("API_KEY is not set, and REQUIRE_API_KEY=true: this endpoint would be open to "
+                                  "anyone who can reach its port",
+                                  "pass a key (sky launch ... --secret API_KEY=$(openssl rand -hex 24)), or opt out "
+                                  "explicitly with REQUIRE_API_KEY=false")
     launch.require_engine(engine)  # before minutes of planning and download
     launch.checked_extra_args(engine, settings, user_args)
     for warning in settings.warnings:

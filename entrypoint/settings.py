@@ -138,6 +138,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPEC_NUM_TOKENS", "Tokens proposed per step. Unset: sglang chooses; vLLM uses 3.", "3", _integer(1, 64)),
     Setting("API_KEY", "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
             "a long random string (or API_KEY_FILE=/run/secrets/api_key)", _text, secret=True),
+    Setting("REQUIRE_API_KEY", "Refuse to serve without API_KEY. The SkyPilot YAMLs set it, since their port is open "
+            "to the internet; a workstation leaves it off.", "true", _boolean, default="false"),
     Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended after the planned ones so they win "
             "(flags given to the container come after these).",
             "--enable-prefix-caching", _text),
