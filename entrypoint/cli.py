@@ -149,6 +149,11 @@ def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, li
 def resolve_hardware(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> gpus.Hardware:
     """One node's GPUs (ACCELERATORS or nvidia-smi) times the nodes SkyPilot started."""
     hardware = _node_hardware(settings, engine, environ)
+    allocated = settings.skypilot_num_gpus_per_node
+    if allocated and not hardware.is_cpu and allocated != hardware.count:
+        hardware = _with_notes(hardware, [f"SkyPilot allocated {allocated} GPU(s) per node, but the plan uses "
+                                          f"{hardware.count}: check --gpus against ACCELERATORS or the container's "
+                                          "GPU access."])
     nodes = cluster.from_settings(settings).nodes
     if nodes > 1 and hardware.is_cpu:
         raise UnsupportedByEngineError("the CPU path runs on one node, but SKYPILOT_NUM_NODES is above 1",

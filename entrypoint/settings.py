@@ -151,6 +151,8 @@ SETTINGS: tuple[Setting, ...] = (
             _integer(0, 1023), default="0"),
     Setting("SKYPILOT_NODE_IPS", "The nodes' IP addresses, one per line, head first (set by SkyPilot).",
             "10.0.0.1\\n10.0.0.2", _lines),
+    Setting("SKYPILOT_NUM_GPUS_PER_NODE", "GPUs SkyPilot allocated per node (set by SkyPilot); the plan warns when "
+            "nvidia-smi sees a different number.", "8", _integer(0, 1024)),
     Setting("DIST_PORT", "TCP port on the head node where the nodes meet (multi-node only).", "29501",
             _integer(1, 65535), default="29501"),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import run_cli, clean_env
@@ -86,3 +88,14 @@ def test_cpu_path_is_one_node(models, tmp_path):
     result = run_cli(["plan"], env)
     assert result.returncode == UnsupportedByEngineError.exit_code
     assert "num_nodes: 1" in result.stderr
+
+
+def test_skypilot_gpu_count_is_cross_checked(models, fake_gpus, tmp_path):
+    env = clean_env(tmp_path, TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), SKYPILOT_NUM_GPUS_PER_NODE="4",
+                    **fake_gpus("h100x8"))
+    result = run_cli(["plan", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any("SkyPilot allocated 4 GPU(s) per node, but the plan uses 8" in warning for warning in warnings)
+    env["SKYPILOT_NUM_GPUS_PER_NODE"] = "8"
+    assert not any("SkyPilot allocated" in w for w in json.loads(run_cli(["plan", "--json"], env).stdout)["warnings"])
