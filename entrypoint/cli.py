@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import ssl
 import sys
 import traceback
 import urllib.error
@@ -189,8 +190,13 @@ def _with_notes(hardware: gpus.Hardware, notes: list[str]) -> gpus.Hardware:
 def health(environ: Mapping[str, str], log: TextIO) -> int:
     """The image's HEALTHCHECK: /health needs no API key on either engine."""
     port = load_value("PORT", environ)
+    if environ.get("TLS_CERT_FILE"):
+        # Our own server on loopback: the certificate names the public host, not 127.0.0.1.
+        url, context = f"https://127.0.0.1:{port}/health", ssl._create_unverified_context()
+    else:
+        url, context = f"http://127.0.0.1:{port}/health", None
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"unhealthy: {exc}", file=log)

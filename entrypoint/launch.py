@@ -32,6 +32,7 @@ class Launch:
     env: Mapping[str, str]  # the child's whole environment
     secrets: tuple[str, ...]  # values to hide in anything printed
     auth: bool  # clients must send API_KEY
+    tls: bool
 
 
 def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
@@ -46,6 +47,10 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
         requested_quantization=settings.quantization,
         python=python,
         cluster=cluster.from_settings(settings),
+        tls_cert=settings.tls_cert_file,
+        tls_key=settings.tls_key_file,
+        log_requests=settings.log_requests,
+        shutdown_timeout=settings.shutdown_timeout,
     )
 
 
@@ -102,7 +107,8 @@ def prepare(engine: Engine, settings: Settings, plan: Plan, environ: Mapping[str
         env["HF_TOKEN"] = settings.hf_token  # also when it came from HF_TOKEN_FILE
     env.update(command.env)
     secrets = tuple(value for value in (settings.api_key, settings.hf_token) if value)
-    return Launch(command=command, env=env, secrets=secrets, auth=bool(settings.api_key))
+    return Launch(command=command, env=env, secrets=secrets, auth=bool(settings.api_key),
+                  tls=bool(settings.tls_cert_file))
 
 
 def redact(argv: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str]) -> list[str]:
@@ -146,6 +152,8 @@ def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
     auth = ("on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
             if launch.auth else "off: anyone who can reach the port can use it")
     print(f"auth: {auth}", file=log)
+    tls = "on: HTTPS with TLS_CERT_FILE" if launch.tls else "off: plain HTTP (set TLS_CERT_FILE and TLS_KEY_FILE)"
+    print(f"tls: {tls}", file=log)
     print(f"exec: {shlex.join(shown_argv(launch, engine))}", file=log)
     log.flush()
     sys.stdout.flush()

@@ -99,6 +99,15 @@ def _lines(raw: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in raw.replace(",", "\n").splitlines() if line.strip())
 
 
+def _readable_file(raw: str) -> str:
+    path = raw.strip()
+    try:
+        with open(path, "rb"):
+            return path
+    except OSError as exc:
+        raise ValueError(f"the file cannot be read ({exc.strerror})") from None
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -140,6 +149,15 @@ SETTINGS: tuple[Setting, ...] = (
             "a long random string (or API_KEY_FILE=/run/secrets/api_key)", _text, secret=True),
     Setting("REQUIRE_API_KEY", "Refuse to serve without API_KEY. The SkyPilot YAMLs set it, since their port is open "
             "to the internet; a workstation leaves it off.", "true", _boolean, default="false"),
+    Setting("TLS_CERT_FILE", "TLS certificate (PEM) for HTTPS, given to the engine's own --ssl-certfile; needs "
+            "TLS_KEY_FILE.", "/run/secrets/tls.crt", _readable_file),
+    Setting("TLS_KEY_FILE", "Private key (PEM) of TLS_CERT_FILE, given to --ssl-keyfile.", "/run/secrets/tls.key",
+            _readable_file),
+    Setting("LOG_REQUESTS", "Log each request (prompts are private: off by default).", "true", _boolean,
+            default="false"),
+    Setting("SHUTDOWN_TIMEOUT", "Seconds in-flight requests may finish after SIGTERM (vLLM --shutdown-timeout; "
+            "sglang always drains). Keep it below the orchestrator's grace period.", "30", _integer(0, 3600),
+            default="30"),
     Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended after the planned ones so they win "
             "(flags given to the container come after these).",
             "--enable-prefix-caching", _text),
@@ -181,7 +199,17 @@ class Settings:
 def load(environ: Mapping[str, str]) -> Settings:
     """Parse every setting from `environ` (a plain dict in tests)."""
     values = {setting.name: _load_one(setting, environ) for setting in SETTINGS}
+    _check_pairs(values)
     return Settings(values=values, warnings=tuple(_typo_warnings(environ)))
+
+
+def _check_pairs(values: Mapping[str, Any]) -> None:
+    """Settings that only make sense together."""
+    if bool(values["TLS_CERT_FILE"]) != bool(values["TLS_KEY_FILE"]):
+        given, missing = ("TLS_CERT_FILE", "TLS_KEY_FILE") if values["TLS_CERT_FILE"] else ("TLS_KEY_FILE",
+                                                                                             "TLS_CERT_FILE")
+        raise SettingError(f"{given} is set but {missing} is not", f"set both, for example {missing}="
+                           f"{BY_NAME[missing].example}")
 
 
 def load_value(name: str, environ: Mapping[str, str]) -> Any:

@@ -37,7 +37,10 @@ API_KEYS = [None, "sk-contract-0123456789"]
 EXTRA_ARGS = {"sglang": ["", "--max-running-requests 64 --chunked-prefill-size 4096"],
               "vllm": ["", "--max-num-seqs 64 --enable-prefix-caching"]}
 OPTIONS = [{}, {"TRUST_REMOTE_CODE": "true", "HF_REVISION": "v1.0", "SERVED_MODEL_NAME": "chat",
-                "SPEC_NUM_TOKENS": "4", "PORT": "9000", "MAX_MODEL_LEN": "4096", "MEM_FRACTION": "0.9"}]
+                "SPEC_NUM_TOKENS": "4", "PORT": "9000", "MAX_MODEL_LEN": "4096", "MEM_FRACTION": "0.9",
+                # Any readable file will do for parsing; the end-to-end test serves a real certificate.
+                "TLS_CERT_FILE": __file__, "TLS_KEY_FILE": __file__, "LOG_REQUESTS": "true",
+                "SHUTDOWN_TIMEOUT": "45"}]
 
 
 def parse_with_engine(engine_envs: dict[str, Path], engine: str, argvs: list[list[str]]) -> dict:
@@ -94,7 +97,8 @@ def expected_sglang(env: dict, plan) -> dict:
         "context_length": plan.max_model_len, "dtype": plan.dtype, "mem_fraction_static": plan.mem_fraction,
         "quantization": env.get("QUANTIZATION"), "revision": env.get("HF_REVISION"),
         "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true", "api_key": env.get("API_KEY"),
-        "enable_metrics": True,
+        "enable_metrics": True, "ssl_certfile": env.get("TLS_CERT_FILE"), "ssl_keyfile": env.get("TLS_KEY_FILE"),
+        "log_requests": env.get("LOG_REQUESTS") == "true",
         "speculative_algorithm": {"eagle3": "EAGLE3", "eagle": "EAGLE", "ngram": "NGRAM"}[spec.method] if spec else None,
         "speculative_draft_model_path": spec.draft_model if spec else None,
     }
@@ -122,7 +126,9 @@ def expected_vllm(env: dict, plan) -> dict:
         "gpu_memory_utilization": plan.mem_fraction, "quantization": env.get("QUANTIZATION"),
         "revision": env.get("HF_REVISION"), "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true",
         "api_key": None,  # never on argv: VLLM_API_KEY in the child's environment
-        "speculative_config": spec_config,
+        "speculative_config": spec_config, "ssl_certfile": env.get("TLS_CERT_FILE"),
+        "ssl_keyfile": env.get("TLS_KEY_FILE"), "enable_log_requests": env.get("LOG_REQUESTS") == "true",
+        "shutdown_timeout": int(env.get("SHUTDOWN_TIMEOUT", 30)),
     }
     if env.get("EXTRA_ARGS"):
         expected.update(max_num_seqs=64, enable_prefix_caching=True)

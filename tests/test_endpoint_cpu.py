@@ -2,9 +2,11 @@
 
 The model is a random 2-layer Llama with a trained byte-level tokenizer and a
 chat template (tests/engines/make_tiny_model.py), so the answers are nonsense
-but every byte goes through the real server: the official `openai` client,
-API-key enforcement, Prometheus /metrics, and SIGTERM with nothing left over.
-No GPU is involved: this is the CPU path users get from the CPU image.
+but every byte goes through the real server: HTTPS with a certificate made
+here, the official `openai` client trusting it, API-key enforcement,
+Prometheus /metrics, and SIGTERM that lets a streaming request finish and
+leaves nothing behind. No GPU is involved: this is the CPU path users get
+from the CPU image.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +39,17 @@ def tiny_model(engine_envs, tmp_path_factory) -> Path:
     subprocess.run([str(engine_envs["vllm"] / "bin" / "python"), str(TESTS / "engines" / "make_tiny_model.py"),
                     str(folder)], check=True, capture_output=True, timeout=300)
     return folder
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost (made with the openssl command)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "tls.crt", folder / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 def free_port() -> int:
@@ -73,7 +88,10 @@ class Endpoint:
     def __init__(self, python: Path, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log_path = log
-        self.url = f"http://127.0.0.1:{env['PORT']}"
+        tls = env.get("TLS_CERT_FILE")
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{env['PORT']}"
+        # Trust exactly our certificate, as a client of this endpoint would.
+        self.ssl = ssl.create_default_context(cafile=tls) if tls else None
         self.started = time.monotonic()
         with open(log, "wb") as handle:
             self.process = subprocess.Popen([str(python), "-m", "entrypoint"], env=env, cwd=ROOT,
@@ -88,7 +106,7 @@ class Endpoint:
             if self.process.poll() is not None:
                 pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log()[-4000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2, context=self.ssl) as response:
                     if response.status == 200:
                         return time.monotonic() - self.started
             except (urllib.error.URLError, OSError):
@@ -102,26 +120,28 @@ class Endpoint:
             self.process.wait()
 
     def client(self, api_key: str = API_KEY) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=120)
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=120,
+                             http_client=openai.DefaultHttpxClient(verify=self.ssl or True))
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"{self.url}{path}", headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self.ssl) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
 
 
 @pytest.fixture(scope="module")
-def endpoint(engine_envs, tiny_model, tmp_path_factory):
+def endpoint(engine_envs, tiny_model, certificate, tmp_path_factory):
     home = tmp_path_factory.mktemp("endpoint-home")
-    server = Endpoint(engine_envs["vllm"] / "bin" / "python", endpoint_env(home, tiny_model, free_port()),
-                      home / "server.log")
+    cert, key = certificate
+    env = endpoint_env(home, tiny_model, free_port(), TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key),
+                       SHUTDOWN_TIMEOUT="60")
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, home / "server.log")
     server.wait_healthy()
     yield server
     server.stop()
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def test_models_lists_the_served_name(endpoint):
@@ -151,13 +171,13 @@ def test_streamed_completion(endpoint):
 def test_wrong_or_missing_api_key_gets_401(endpoint):
     with pytest.raises(openai.AuthenticationError):
         endpoint.client(api_key="sk-wrong").models.list()
-    assert get(f"{endpoint.url}/v1/models")[0] == 401
-    assert get(f"{endpoint.url}/v1/models", {"Authorization": f"Bearer {API_KEY}"})[0] == 200
+    assert endpoint.get("/v1/models")[0] == 401
+    assert endpoint.get("/v1/models", {"Authorization": f"Bearer {API_KEY}"})[0] == 200
 
 
 def test_health_and_metrics_need_no_key(endpoint):
-    assert get(f"{endpoint.url}/health")[0] == 200
-    status, text = get(f"{endpoint.url}/metrics")
+    assert endpoint.get("/health")[0] == 200
+    status, text = endpoint.get("/metrics")
     assert status == 200
     families = {family.name: family for family in text_string_to_metric_families(text)}
     generated = sum(sample.value for sample in families["vllm:generation_tokens"].samples
@@ -165,19 +185,45 @@ def test_health_and_metrics_need_no_key(endpoint):
     assert generated >= 1  # the completions above were counted
 
 
+def test_https_only(endpoint):
+    assert endpoint.url.startswith("https://")
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        urllib.request.urlopen(endpoint.url.replace("https://", "http://") + "/health", timeout=10).read()
+
+
 def test_health_command_of_the_image(endpoint):
-    result = run_cli(["health"], {"PATH": BASE_PATH, "PYTHONPATH": str(ROOT), "PORT": endpoint.env["PORT"]})
+    result = run_cli(["health"], {"PATH": BASE_PATH, "PYTHONPATH": str(ROOT), "PORT": endpoint.env["PORT"],
+                                  "TLS_CERT_FILE": endpoint.env["TLS_CERT_FILE"]})
     assert result.returncode == 0, result.stderr
 
 
 def test_log_shows_plan_and_command_but_no_secret(endpoint):
     log = endpoint.log()
-    assert "exec: " in log and "--served-model-name tiny" in log and "auth: on" in log
+    assert "exec: " in log and "--served-model-name tiny" in log and "auth: on" in log and "tls: on" in log
     assert API_KEY not in log
 
 
-def test_sigterm_stops_the_server_and_everything_it_started(endpoint):
+def test_sigterm_lets_a_stream_finish_then_stops_everything(endpoint):
+    chunks: list[tuple[float, str | None]] = []
+    first = threading.Event()
+
+    def stream() -> None:
+        response = endpoint.client().completions.create(
+            model="tiny", prompt="The quick brown", max_tokens=600, temperature=0, stream=True,
+            extra_body={"ignore_eos": True})
+        for chunk in response:
+            chunks.append((time.monotonic(), chunk.choices[0].finish_reason if chunk.choices else None))
+            first.set()
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    assert first.wait(timeout=120)
+    signalled = time.monotonic()
     endpoint.process.send_signal(signal.SIGTERM)  # the pid Docker would signal: exec made it the server
+    reader.join(timeout=120)
+    after = [reason for at, reason in chunks if at > signalled]
+    assert after, "the stream ended before SIGTERM; nothing was drained"
+    assert after[-1] == "length"  # finished all its tokens instead of being cut off (SHUTDOWN_TIMEOUT)
     returncode = endpoint.process.wait(timeout=120)
     assert returncode in (0, -signal.SIGTERM), endpoint.log()[-3000:]
     deadline = time.monotonic() + 30

@@ -106,14 +106,29 @@ def test_typo_warning():
     assert load({"TARGET_MODEL": "m", "HOSTNAME": "x", "PATH": "/bin"}).warnings == ()
 
 
-def test_table_is_complete():
+def test_table_is_complete(tmp_path):
+    pem = tmp_path / "tls.pem"
+    pem.write_text("x")
     names = {setting.name for setting in SETTINGS}
     assert {"TARGET_MODEL", "ACCELERATORS", "ENGINE", "SERVED_MODEL_NAME", "PORT", "MAX_MODEL_LEN", "DTYPE",
             "QUANTIZATION", "MEM_FRACTION", "HF_TOKEN", "SPEC_ENABLED", "SPEC_DRAFT_MODEL", "SPEC_METHOD",
             "SPEC_NUM_TOKENS", "HF_REVISION", "API_KEY"} <= names
     for setting in SETTINGS:  # every example parses: the hints never lie
-        if not setting.secret:
+        if setting.name.startswith("TLS_"):  # file paths: the example's folder exists only in a container
+            assert setting.example.startswith("/run/secrets/")
+            load({"TARGET_MODEL": "m", "TLS_CERT_FILE": str(pem), "TLS_KEY_FILE": str(pem)})
+        elif not setting.secret:
             load({"TARGET_MODEL": "m", setting.name: setting.example})
+
+
+@pytest.mark.parametrize(("env", "text"), [
+    ({"TLS_CERT_FILE": "/nonexistent.pem"}, "TLS_CERT_FILE='/nonexistent.pem' is not valid: the file cannot be read"),
+    ({"TLS_KEY_FILE": __file__}, "TLS_KEY_FILE is set but TLS_CERT_FILE is not"),
+])
+def test_tls_settings(env, text):
+    with pytest.raises(SettingError) as caught:
+        load({"TARGET_MODEL": "m", **env})
+    assert text in caught.value.message
 
 
 def test_exit_codes_are_distinct():

@@ -32,6 +32,10 @@ class ServeRequest:
     python: str = "python3"
     host: str = "0.0.0.0"
     cluster: Cluster = Cluster()  # this node's place when the plan spans nodes
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_requests: bool = False
+    shutdown_timeout: int = 30  # seconds in-flight requests may finish after SIGTERM
 
 
 @dataclass(frozen=True)

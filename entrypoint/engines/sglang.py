@@ -85,8 +85,20 @@ def build(request: ServeRequest) -> Command:
     if request.api_key:
         # sglang has no environment variable for the key (only --api-key).
         argv += ["--api-key", request.api_key]
+    argv += _operations_args(request)
     argv.append("--enable-metrics")  # /metrics exists only with this flag
     return Command(argv=tuple(argv))
+
+
+def _operations_args(request: ServeRequest) -> list[str]:
+    args = []
+    if request.tls_cert:
+        args += ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key]
+    if request.log_requests:
+        args.append("--log-requests")
+    # No shutdown flag: on SIGTERM sglang drains in-flight requests without a time limit, so the
+    # orchestrator's grace period is the limit.
+    return args
 
 
 def _speculative_args(request: ServeRequest) -> list[str]:

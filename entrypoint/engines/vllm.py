@@ -95,6 +95,12 @@ def build(request: ServeRequest) -> Command:
         argv.append("--trust-remote-code")
     if plan.speculative:
         argv += ["--speculative-config", _speculative_config(request)]
+    if request.tls_cert:
+        argv += ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key]
+    if request.log_requests:
+        argv.append("--enable-log-requests")
+    # 0 (vLLM's default) aborts in-flight requests on SIGTERM; N drains them for up to N seconds.
+    argv += ["--shutdown-timeout", str(request.shutdown_timeout)]
     env = {}
     # The key travels in the environment, not argv, so `ps` never shows it.
     if request.api_key:
