@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import replace
 from typing import Mapping, Sequence, TextIO
 
-from . import __version__, cluster, gpus, launch, render
+from . import __version__, cluster, gpus, launch, render, supervisor
 from .engines import ENGINES
 from .engines.base import Engine
 from .errors import (CommandNotFoundError, EntrypointError, MissingSettingError, NoSafetensorsError,
@@ -93,6 +93,10 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], log: TextIO) -> 
     print(f"inference-endpoint {__version__}", file=log)
     print(render.as_table(plan), file=log)
     started = launch.prepare(engine, settings, plan, environ, user_args)
+    limits = supervisor.limits_from(settings)
+    if limits:  # something must watch the server: stay as its parent (docs/adr/0011)
+        launch.announce(started, engine, log)
+        return supervisor.Supervisor(started, engine, plan, settings, limits, log).run()
     launch.exec_engine(started, engine, log)
     return 0  # not reached: exec_engine replaces the process or raises
 

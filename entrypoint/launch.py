@@ -148,7 +148,17 @@ def require_engine(engine: Engine) -> None:
 
 def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
     """Replace this process with the engine; returns only by raising."""
+    announce(launch, engine, log)
     argv = list(launch.command.argv)
+    try:
+        os.execve(argv[0], argv, dict(launch.env))
+    except OSError as exc:
+        raise EngineMissingError(f"cannot start {argv[0]}: {exc.strerror}",
+                                 "the image's Python is missing or not executable; rebuild the image") from None
+
+
+def announce(launch: Launch, engine: Engine, log: TextIO) -> None:
+    """Whether auth and TLS are on, and the exact command (secrets as ***)."""
     auth = ("on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
             if launch.auth else "off: anyone who can reach the port can use it")
     print(f"auth: {auth}", file=log)
@@ -157,8 +167,3 @@ def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
     print(f"exec: {shlex.join(shown_argv(launch, engine))}", file=log)
     log.flush()
     sys.stdout.flush()
-    try:
-        os.execve(argv[0], argv, dict(launch.env))
-    except OSError as exc:
-        raise EngineMissingError(f"cannot start {argv[0]}: {exc.strerror}",
-                                 "the image's Python is missing or not executable; rebuild the image") from None

@@ -58,10 +58,7 @@ def _integer(low: int, high: int) -> Parser:
 
 
 def _fraction(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("a decimal number is expected") from None
+    value = _number(raw)
     if not 0.0 < value <= 1.0:
         raise ValueError("it must be greater than 0 and at most 1")
     return value
@@ -97,6 +94,30 @@ def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Parser:
 
 def _lines(raw: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in raw.replace(",", "\n").splitlines() if line.strip())
+
+
+def _positive_float(raw: str) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("it must be greater than 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError("it must not be negative")
+    return value
+
+
+def _number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("a number is expected") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("a finite number is expected")
+    return value
 
 
 def _readable_file(raw: str) -> str:
@@ -158,6 +179,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SHUTDOWN_TIMEOUT", "Seconds in-flight requests may finish after SIGTERM (vLLM --shutdown-timeout; "
             "sglang always drains). Keep it below the orchestrator's grace period.", "30", _integer(0, 3600),
             default="30"),
+    Setting("IDLE_TIMEOUT_MIN", "Stop the server after this many minutes without a request, exiting 0 (SkyPilot "
+            "autostop can then tear the machine down). Turns on supervised mode.", "30", _positive_float),
+    Setting("MAX_RUN_HOURS", "Stop the server after this many hours whatever happens, exiting 0: a budget cap. "
+            "Turns on supervised mode.", "12", _positive_float),
+    Setting("METRICS_PORT", "Port of the supervisor's own Prometheus metrics (plan, time to ready, cost). Turns on "
+            "supervised mode.", "9400", _integer(1, 65535)),
+    Setting("GPU_HOURLY_USD", "Price of one GPU-hour, for the running cost and the cost per 1,000 generated tokens "
+            "in the supervisor's metrics.", "2.49", _non_negative_float),
     Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended after the planned ones so they win "
             "(flags given to the container come after these).",
             "--enable-prefix-caching", _text),

@@ -47,6 +47,16 @@ class Command:
 
 
 @dataclass(frozen=True)
+class MetricNames:
+    """The engine's /metrics families the supervisor reads, as prometheus_client names them
+    (a counter's family drops `_total`)."""
+
+    requests: str  # counter of requests finished
+    running: str  # gauge of requests in flight
+    generation_tokens: str  # counter of generated tokens
+
+
+@dataclass(frozen=True)
 class Engine:
     name: str
     # The Python package that must be importable (checked without importing it).
@@ -67,6 +77,7 @@ class Engine:
     # Flags whose value is a secret; printed as *** wherever argv is shown.
     secret_flags: frozenset[str]
     build: Callable[[ServeRequest], Command]
+    metric_names: MetricNames
     supports_cpu: bool = False
     # Checkpoint quant methods mapped to the --quantization values that can load them.
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)

@@ -6,7 +6,7 @@ images shipped without the `sglang` console script (sglang issue #26897).
 
 from __future__ import annotations
 
-from .base import Command, Engine, ServeRequest
+from .base import Command, Engine, MetricNames, ServeRequest
 
 # argparse choices of --quantization in sglang 0.5.23 (server_args choices.py).
 QUANTIZATION_METHODS = frozenset({
@@ -130,6 +130,9 @@ ENGINE = Engine(
     removed_flags=REMOVED_FLAGS,
     secret_flags=frozenset({"--api-key", "--admin-api-key", "--ssl-keyfile-password"}),
     build=build,
+    # observability/metrics_collector.py (sglang) and v1/metrics/loggers.py (vLLM) at the pinned versions.
+    metric_names=MetricNames(requests="sglang:num_requests", running="sglang:num_running_reqs",
+                             generation_tokens="sglang:generation_tokens"),
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "moe_wna16"}),
         "gptq": frozenset({"gptq", "gptq_marlin", "moe_wna16"}),

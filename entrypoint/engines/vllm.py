@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Command, Engine, ServeRequest
+from .base import Command, Engine, MetricNames, ServeRequest
 
 # vLLM validates --quantization when it builds ModelConfig; this is the list
 # of model_executor/layers/quantization/__init__.py (same in 0.32 and 0.33)
@@ -133,6 +133,8 @@ ENGINE = Engine(
     removed_flags=REMOVED_FLAGS,
     secret_flags=frozenset({"--api-key", "--hf-token", "--ssl-keyfile-password"}),
     build=build,
+    metric_names=MetricNames(requests="vllm:request_success", running="vllm:num_requests_running",
+                             generation_tokens="vllm:generation_tokens"),
     supports_cpu=True,
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "auto_awq", "moe_wna16"}),

@@ -4,12 +4,32 @@ Installed as `vllm.entrypoints.openai.api_server` and `sglang.launch_server`
 on PYTHONPATH. It writes what it was started with (pid, argv, environment) as
 JSON to $FAKE_ENGINE_REPORT, prints a start-up line, then exits with
 $FAKE_ENGINE_EXIT (default 0), or with $FAKE_ENGINE_SLEEP waits for a signal.
+With $FAKE_ENGINE_METRICS (a file of Prometheus text) it also serves that file
+as /metrics, and /health, on the --port it was given, like a real engine.
 """
 
+import http.server
 import json
 import os
 import sys
+import threading
 import time
+
+
+def serve_metrics(path: str, port: int) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            body = open(path, "rb").read() if self.path == "/metrics" else b"ok"
+            self.send_response(200 if self.path in ("/metrics", "/health") else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
 def main(module: str) -> None:
@@ -17,6 +37,8 @@ def main(module: str) -> None:
               "executable": sys.executable}
     with open(os.environ["FAKE_ENGINE_REPORT"], "w", encoding="utf-8") as handle:
         json.dump(report, handle)
+    if os.environ.get("FAKE_ENGINE_METRICS"):
+        serve_metrics(os.environ["FAKE_ENGINE_METRICS"], int(sys.argv[sys.argv.index("--port") + 1]))
     print(f"fake {module} started", flush=True)
     if os.environ.get("FAKE_ENGINE_SLEEP"):
         time.sleep(float(os.environ["FAKE_ENGINE_SLEEP"]))

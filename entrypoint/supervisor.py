@@ -1,0 +1,220 @@
+"""Supervised mode: the engine as a child, watched through its own /metrics.
+
+By default the entrypoint execs the engine (docs/adr/0007). It stays as a
+small supervisor only when something must watch the server (docs/adr/0011):
+IDLE_TIMEOUT_MIN, MAX_RUN_HOURS or METRICS_PORT. Then it
+
+- starts the engine with the same argv and environment exec would have used,
+- forwards SIGTERM/SIGINT to it and exits with its status,
+- reads the engine's Prometheus /metrics every few seconds (parsed by
+  prometheus_client, see `usage`), counts a request in flight or a finished
+  request as activity, and stops the engine gracefully (SIGTERM, then the
+  drain time) after IDLE_TIMEOUT_MIN without activity or after MAX_RUN_HOURS,
+  exiting 0 so that SkyPilot's autostop can take the machine down,
+- exits with the engine's own code when it dies, so the orchestrator restarts it,
+- serves its own metrics on METRICS_PORT: the plan, time to ready, idle time,
+  tokens, and with GPU_HOURLY_USD the running cost and the cost per 1,000
+  generated tokens.
+"""
+
+from __future__ import annotations
+
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+from .engines.base import Engine
+from .launch import Launch
+from .plan import Plan
+from .settings import Settings
+from .usage import Usage, cost, read_usage
+
+ENGINE_FAILED = 51  # the engine exited 0 on its own: still a failure for an orchestrator
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_seconds: float | None
+    max_run_seconds: float | None
+    metrics_port: int | None
+    gpu_hourly_usd: float | None
+    drain_seconds: float  # how long the engine may take to stop after SIGTERM
+
+    @property
+    def poll_seconds(self) -> float:
+        # Often enough that a stop is late by a small fraction of its limit.
+        limits = [limit / 20 for limit in (self.idle_seconds, self.max_run_seconds) if limit]
+        return max(0.5, min([10.0, *limits]))
+
+
+def limits_from(settings: Settings) -> Limits | None:
+    """None when nothing needs watching: then the engine is exec'd."""
+    if not (settings.idle_timeout_min or settings.max_run_hours or settings.metrics_port):
+        return None
+    return Limits(
+        idle_seconds=settings.idle_timeout_min * 60 if settings.idle_timeout_min else None,
+        max_run_seconds=settings.max_run_hours * 3600 if settings.max_run_hours else None,
+        metrics_port=settings.metrics_port,
+        gpu_hourly_usd=settings.gpu_hourly_usd,
+        drain_seconds=settings.shutdown_timeout + 30,
+    )
+
+
+class Exporter:
+    """The supervisor's own /metrics (prometheus_client, a registry of its own)."""
+
+    def __init__(self, port: int, plan: Plan) -> None:
+        from prometheus_client import CollectorRegistry, Gauge, Info, start_http_server
+
+        self.registry = CollectorRegistry()
+        info = Info("inference_endpoint_plan", "The plan the engine runs", registry=self.registry)
+        info.info({"engine": plan.engine, "model": plan.model, "gpu": plan.gpu_name, "gpus": str(plan.gpu_count),
+                   "tp": str(plan.tp), "pp": str(plan.pp), "dp": str(plan.dp), "ep": str(plan.ep),
+                   "nodes": str(plan.nodes), "max_model_len": str(plan.max_model_len)})
+
+        def gauge(name: str, text: str) -> Gauge:
+            return Gauge(f"inference_endpoint_{name}", text, registry=self.registry)
+
+        self.ready = gauge("ready", "1 once the engine answers /metrics")
+        self.time_to_ready = gauge("time_to_ready_seconds", "Seconds from start to the engine answering")
+        self.idle = gauge("idle_seconds", "Seconds since the last request was in flight or finished")
+        self.requests = gauge("requests", "Requests the engine has finished")
+        self.tokens = gauge("generation_tokens", "Tokens the engine has generated")
+        self.hourly = gauge("cost_usd_per_hour", "GPU_HOURLY_USD times the GPUs of the plan")
+        self.running_cost = gauge("running_cost_usd", "Cost of the GPUs since start")
+        self.per_1k = gauge("cost_per_1k_generated_tokens_usd", "Running cost per 1,000 generated tokens")
+        self.server, self.thread = start_http_server(port, registry=self.registry)
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class Supervisor:
+    def __init__(self, launch: Launch, engine: Engine, plan: Plan, settings: Settings, limits: Limits,
+                 log: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.launch, self.engine, self.plan, self.limits, self.log, self.clock = \
+            launch, engine, plan, limits, log, clock
+        scheme = "https" if settings.tls_cert_file else "http"
+        self.metrics_url = f"{scheme}://127.0.0.1:{settings.port}/metrics"
+        self.forwarded: int | None = None  # the signal we passed on, if any
+
+    def run(self) -> int:
+        exporter = Exporter(self.limits.metrics_port, self.plan) if self.limits.metrics_port else None
+        self._say(f"supervising {self.engine.name} (idle timeout {self._minutes(self.limits.idle_seconds)}, "
+                  f"run limit {self._minutes(self.limits.max_run_seconds)}"
+                  + (f", metrics on :{self.limits.metrics_port}" if exporter else "") + ")")
+        child = subprocess.Popen(list(self.launch.command.argv), env=dict(self.launch.env))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, _frame: self._forward(child, signum))
+        try:
+            return self._watch(child, exporter)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            if exporter:
+                exporter.close()
+
+    def _watch(self, child: subprocess.Popen, exporter: Exporter | None) -> int:
+        started = self.clock()
+        ready_at: float | None = None
+        last_active = started
+        previous: Usage | None = None
+        while True:
+            if self.forwarded is not None:
+                return self._wait_after_signal(child)
+            code = child.poll()
+            if code is not None:
+                return self._engine_exited(code, ready_at is not None)
+            now = self.clock()
+            usage = self._scrape()
+            if usage is not None:
+                if ready_at is None:
+                    ready_at = last_active = now
+                    self._say(f"engine ready after {ready_at - started:.1f} s")
+                if usage.busier_than(previous):
+                    last_active = now
+                previous = usage
+            if exporter:
+                self._export(exporter, usage, started, ready_at, now - last_active)
+            limit = self.limits
+            if limit.idle_seconds and ready_at is not None and now - last_active >= limit.idle_seconds:
+                return self._stop(child, f"no request for {self._minutes(now - last_active)} (IDLE_TIMEOUT_MIN)")
+            if limit.max_run_seconds and now - started >= limit.max_run_seconds:
+                return self._stop(child, f"running for {self._minutes(now - started)} (MAX_RUN_HOURS)")
+            try:  # returns at once when the engine exits, or when a signal made us stop it
+                child.wait(timeout=limit.poll_seconds)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _scrape(self) -> Usage | None:
+        context = ssl._create_unverified_context() if self.metrics_url.startswith("https") else None
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=5, context=context) as response:
+                return read_usage(response.read().decode("utf-8", "replace"), self.engine.metric_names)
+        except (OSError, ValueError):
+            return None  # not up yet, or busy: the next poll tries again
+
+    def _export(self, exporter: Exporter, usage: Usage | None, started: float, ready_at: float | None,
+                idle: float) -> None:
+        exporter.ready.set(1 if ready_at is not None else 0)
+        if ready_at is not None:
+            exporter.time_to_ready.set(ready_at - started)
+            exporter.idle.set(idle)
+        if usage is None:
+            return
+        exporter.requests.set(usage.requests)
+        exporter.tokens.set(usage.generation_tokens)
+        if self.limits.gpu_hourly_usd is not None:
+            now_cost = cost(self.limits.gpu_hourly_usd, self.plan.gpu_count, self.clock() - started,
+                            usage.generation_tokens)
+            exporter.hourly.set(now_cost.hourly_usd)
+            exporter.running_cost.set(now_cost.running_usd)
+            if now_cost.per_1k_generated_tokens_usd is not None:
+                exporter.per_1k.set(now_cost.per_1k_generated_tokens_usd)
+
+    def _forward(self, child: subprocess.Popen, signum: int) -> None:
+        self.forwarded = signum
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    def _wait_after_signal(self, child: subprocess.Popen) -> int:
+        # The orchestrator asked; it also decides how long to wait before SIGKILL.
+        code = child.wait()
+        return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else _exit_status(code)
+
+    def _stop(self, child: subprocess.Popen, reason: str) -> int:
+        self._say(f"stopping {self.engine.name}: {reason}")
+        child.send_signal(signal.SIGTERM)
+        try:
+            code = child.wait(timeout=self.limits.drain_seconds)
+        except subprocess.TimeoutExpired:
+            self._say(f"{self.engine.name} did not stop within {self.limits.drain_seconds:.0f} s; killing it")
+            child.kill()
+            code = child.wait()
+        self._say(f"{self.engine.name} stopped (status {code}); exiting 0")
+        return 0
+
+    def _engine_exited(self, code: int, was_ready: bool) -> int:
+        when = "after serving" if was_ready else "during start-up"
+        status = _exit_status(code) or ENGINE_FAILED
+        self._say(f"error: {self.engine.name} exited {when} with status {code}; exiting {status} so that the "
+                  "orchestrator restarts it (its log above says why)")
+        return status
+
+    def _say(self, text: str) -> None:
+        print(f"supervisor: {text}", file=self.log, flush=True)
+
+    @staticmethod
+    def _minutes(seconds: float | None) -> str:
+        if seconds is None:
+            return "off"
+        return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _exit_status(code: int) -> int:
+    """A shell's view of a child's status: killed by signal N is 128+N."""
+    return 128 - code if code < 0 else code

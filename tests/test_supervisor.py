@@ -1,0 +1,158 @@
+"""Supervised mode: usage from the engines' /metrics, cost arithmetic, and the supervisor's behaviour
+against stand-in engines (the real vLLM CPU server is in test_endpoint_cpu.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import ROOT, TESTS
+from entrypoint.engines import ENGINES
+from entrypoint.settings import load
+from entrypoint.supervisor import limits_from
+from entrypoint.usage import Usage, cost, read_usage
+from test_serve import report, serve_env  # noqa: F401 (fixture)
+
+METRICS = TESTS / "fixtures" / "metrics"
+
+
+@pytest.mark.parametrize(("engine", "fixture", "expected"), [
+    # Recorded from the real vLLM 0.32.0 CPU server after 3 chats of 10 tokens and a 7-token stream.
+    ("vllm", "vllm-0.32.0-cpu.txt", Usage(requests=4, running=0, generation_tokens=37)),
+    # sglang 0.5.23's families and labels, summed over is_streaming.
+    ("sglang", "sglang-0.5.23.txt", Usage(requests=42, running=3, generation_tokens=12345)),
+])
+def test_usage_from_each_engines_metrics(engine, fixture, expected):
+    assert read_usage((METRICS / fixture).read_text(), ENGINES[engine].metric_names) == expected
+
+
+def test_activity_is_a_request_in_flight_or_finished():
+    idle = Usage(requests=4, running=0, generation_tokens=37)
+    assert idle.busier_than(None)
+    assert not idle.busier_than(idle)
+    assert Usage(requests=4, running=1, generation_tokens=37).busier_than(idle)
+    assert Usage(requests=5, running=0, generation_tokens=40).busier_than(idle)
+
+
+def test_cost_arithmetic_on_recorded_counters():
+    tokens = read_usage((METRICS / "sglang-0.5.23.txt").read_text(), ENGINES["sglang"].metric_names).generation_tokens
+    # 4 GPUs at $2.50 an hour for 90 minutes: $15.00, over 12,345 generated tokens.
+    result = cost(gpu_hourly_usd=2.5, gpu_count=4, seconds=5400, generated_tokens=tokens)
+    assert result.hourly_usd == 10.0 and result.running_usd == pytest.approx(15.0)
+    assert result.per_1k_generated_tokens_usd == pytest.approx(15.0 / 12.345)  # $1.2151 per 1k tokens
+    assert cost(2.5, 1, 60, 0).per_1k_generated_tokens_usd is None
+
+
+def test_exec_unless_something_must_watch():
+    assert limits_from(load({"TARGET_MODEL": "m"})) is None
+    limits = limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "30", "SHUTDOWN_TIMEOUT": "20"}))
+    assert (limits.idle_seconds, limits.max_run_seconds, limits.drain_seconds, limits.poll_seconds) == (
+        1800, None, 50, 10.0)
+    assert limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "1"})).poll_seconds == 3.0
+    assert limits_from(load({"TARGET_MODEL": "m", "MAX_RUN_HOURS": "0.5"})).max_run_seconds == 1800
+    assert limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400"})).metrics_port == 9400
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_report(env: dict[str, str]) -> dict:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(env["FAKE_ENGINE_REPORT"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    return report(env)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    return status != "Z"
+
+
+@pytest.mark.parametrize(("engine_exit", "expected"), [("7", 7), ("0", 51)])
+def test_engine_dying_gives_its_code_to_the_orchestrator(serve_env, engine_exit, expected):
+    process = start(serve_env(FAKE_ENGINE_EXIT=engine_exit, IDLE_TIMEOUT_MIN="5"))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == expected
+    assert f"exited during start-up with status {engine_exit}" in stderr
+
+
+def test_requests_in_flight_keep_it_alive(serve_env):
+    port = free_port()
+    env = serve_env("sglang", FAKE_ENGINE_SLEEP="60", FAKE_ENGINE_METRICS=str(METRICS / "sglang-0.5.23.txt"),
+                    PORT=str(port), IDLE_TIMEOUT_MIN="0.02")  # 1.2 s, but the recording has 3 requests running
+    process = start(env)
+    wait_for_report(env)
+    time.sleep(5)
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+
+
+def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
+    env = serve_env(FAKE_ENGINE_SLEEP="60", IDLE_TIMEOUT_MIN="5")
+    process = start(env)
+    engine = wait_for_report(env)
+    assert engine["pid"] != process.pid  # supervised: the engine is a child
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0 and not alive(engine["pid"])
+
+
+def test_max_run_hours_stops_everything_and_exits_0(serve_env):
+    env = serve_env(FAKE_ENGINE_SLEEP="60", MAX_RUN_HOURS="0.0005")  # 1.8 s
+    process = start(env)
+    engine = wait_for_report(env)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "(MAX_RUN_HOURS)" in stderr
+    assert not alive(engine["pid"])
+
+
+def test_idle_engine_is_stopped_and_cost_is_exported(serve_env):
+    port, metrics_port = free_port(), free_port()
+    # The recorded vLLM counters: no request in flight, and they never move, so it is idle from the start.
+    env = serve_env("vllm", FAKE_ENGINE_SLEEP="60", FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
+                    PORT=str(port), IDLE_TIMEOUT_MIN="0.1", METRICS_PORT=str(metrics_port), GPU_HOURLY_USD="2.5")
+    process = start(env)
+    engine = wait_for_report(env)
+    deadline = time.monotonic() + 20
+    families = {}
+    tokens = "inference_endpoint_generation_tokens"
+    while time.monotonic() < deadline and not (tokens in families and families[tokens].samples[0].value):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text) if f.samples}
+        except OSError:
+            pass
+        time.sleep(0.2)
+    info = families["inference_endpoint_plan_info"].samples[0].labels
+    assert (info["engine"], info["tp"], info["gpu"]) == ("vllm", "1", "H100")
+    value = {name: family.samples[0].value for name, family in families.items()}
+    assert value["inference_endpoint_generation_tokens"] == 37
+    assert value["inference_endpoint_cost_usd_per_hour"] == 2.5
+    # Cost per 1k tokens is the running cost over the engine's own token counter.
+    assert value["inference_endpoint_cost_per_1k_generated_tokens_usd"] == pytest.approx(
+        value["inference_endpoint_running_cost_usd"] / 0.037, rel=0.2)
+    _, stderr = process.communicate(timeout=60)  # idle after 6 s
+    assert process.returncode == 0 and "(IDLE_TIMEOUT_MIN)" in stderr
+    assert not alive(engine["pid"])
