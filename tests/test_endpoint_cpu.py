@@ -247,3 +247,42 @@ def test_engine_failing_at_startup_exits_with_its_code(engine_envs, tiny_model, 
     assert returncode not in (0, None)
     assert "exec: " in log and "NoSuchModelForCausalLM" in log
     assert API_KEY not in log
+
+
+def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
+    """Requests keep it alive; silence stops it (exit 0) and nothing is left; the cost metrics follow vLLM's
+    own token counter."""
+    metrics_port = free_port()
+    env = endpoint_env(tmp_path, tiny_model, free_port(), IDLE_TIMEOUT_MIN="0.3", METRICS_PORT=str(metrics_port),
+                       GPU_HOURLY_USD="3.0")
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, tmp_path / "server.log")
+    try:
+        server.wait_healthy()
+        client = server.client()
+        for _ in range(6):  # 30 s of traffic, longer than the 18 s timeout
+            client.completions.create(model="tiny", prompt="Hello", max_tokens=5, temperature=0)
+            time.sleep(5)
+            assert server.process.poll() is None, server.log()[-2000:]
+        last_request = time.monotonic()
+        status, engine_text = server.get("/metrics")
+        ours = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        values = {sample.name: sample.value for family in text_string_to_metric_families(ours)
+                  for sample in family.samples}
+        engine_tokens = sum(sample.value for family in text_string_to_metric_families(engine_text)
+                            if family.name == "vllm:generation_tokens" for sample in family.samples
+                            if sample.name.endswith("_total"))
+        assert values["inference_endpoint_generation_tokens"] == engine_tokens >= 30
+        assert values["inference_endpoint_cost_per_1k_generated_tokens_usd"] == pytest.approx(
+            values["inference_endpoint_running_cost_usd"] / (engine_tokens / 1000), rel=0.05)
+        returncode = server.process.wait(timeout=180)
+        stop_latency = time.monotonic() - last_request
+    finally:
+        server.stop()
+    log = server.log()
+    assert returncode == 0, log[-3000:]
+    assert "(IDLE_TIMEOUT_MIN)" in log
+    assert 18 <= stop_latency < 18 + 60
+    assert session_processes(server.process.pid) == []
+    print(f"idle stop: {stop_latency:.1f} s after the last request (IDLE_TIMEOUT_MIN=0.3 -> 18 s); "
+          f"cost per 1k tokens {values['inference_endpoint_cost_per_1k_generated_tokens_usd']:.4f} USD "
+          f"for {engine_tokens:.0f} tokens at $3/GPU-hour")
