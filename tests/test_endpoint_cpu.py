@@ -203,6 +203,21 @@ def test_log_shows_plan_and_command_but_no_secret(endpoint):
     assert API_KEY not in log
 
 
+def test_bench_against_the_endpoint(endpoint, tmp_path):
+    """bench/endpoint_bench.py works against a real server: every request timed, table and plot written."""
+    import sys
+    sys.path.insert(0, str(ROOT / "bench"))
+    import endpoint_bench
+
+    result = endpoint_bench.run_bench(endpoint.client(), "tiny", concurrency=2, requests=4, max_tokens=16)
+    assert result.failures == 0 and len(result.timings) == 4
+    assert all(len(timing.token_times) == 16 and timing.ttft > 0 for timing in result.timings)
+    text = endpoint_bench.table(result)
+    assert "| TTFT (ms) |" in text and "output tokens/s" in text
+    endpoint_bench.plot(result, str(tmp_path / "bench.png"))
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_sigterm_lets_a_stream_finish_then_stops_everything(endpoint):
     chunks: list[tuple[float, str | None]] = []
     first = threading.Event()
