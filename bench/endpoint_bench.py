@@ -108,12 +108,14 @@ def table(result: BenchResult) -> str:
     ttft = [t.ttft * 1000 for t in result.timings]
     itl = [gap * 1000 for t in result.timings for gap in t.gaps]
     latency = [t.latency for t in result.timings]
-    rows = [("TTFT (ms)", ttft), ("inter-token latency (ms)", itl), ("request latency (s)", latency)]
+    rows = [("TTFT (ms)", ttft, ".1f"), ("inter-token latency (ms)", itl, ".1f"),
+            ("request latency (s)", latency, ".2f")]
     lines = ["| metric | p50 | p90 | p99 | mean |", "|---|---|---|---|---|"]
-    for name, values in rows:
+    for name, values, spec in rows:
         mean = statistics.fmean(values) if values else float("nan")
-        lines.append(f"| {name} | {percentile(values, 50):.1f} | {percentile(values, 90):.1f} | "
-                     f"{percentile(values, 99):.1f} | {mean:.1f} |")
+        cells = [format(value, spec) for value in (percentile(values, 50), percentile(values, 90),
+                                                    percentile(values, 99), mean)]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     lines.append(f"| throughput | {result.tokens_per_second:.1f} output tokens/s over {result.wall_seconds:.1f} s, "
                  f"{len(result.timings)} requests at concurrency {result.concurrency}, {result.failures} failed "
                  "| | | |")
