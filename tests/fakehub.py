@@ -19,7 +19,8 @@ from werkzeug import Request, Response
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
-_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")
+_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
 _SHARDED = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/safetensors-metadata/(?P<file>.+)$")
 
 
@@ -43,11 +44,15 @@ class FakeHub:
         return sum(1 for line in self.requests if pattern in line)
 
     def handle(self, request: Request) -> Response:
-        self.requests.append(f"{request.method} {request.path}")
+        # A ranged read (a safetensors header) is marked, so that whole-file downloads can be told apart.
+        ranged = " [range]" if "Range" in request.headers else ""
+        self.requests.append(f"{request.method} {request.path}{ranged}")
         if match := _SHARDED.match(request.path):
             if not self.one_request_headers:
                 return Response("Not Found", status=404)
             return self._guarded(match["repo"], request, lambda repo: self._sharded(repo, match["file"]))
+        if match := _TREE.match(request.path):  # list_repo_tree, used by vLLM to find weight files
+            return self._guarded(match["repo"], request, self._tree)
         if match := _INFO.match(request.path):  # model_info, used by snapshot_download
             return self._guarded(match["repo"], request, lambda repo: self._info(match["repo"], repo))
         if match := _RESOLVE.match(request.path):
@@ -87,6 +92,12 @@ class FakeHub:
         files = sorted(path.name for path in repo.folder.iterdir() if path.is_file())
         return Response(json.dumps({"id": repo_id, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}),
                         mimetype="application/json")
+
+    def _tree(self, repo: Repo) -> Response:
+        entries = [{"type": "file", "path": path.name, "size": path.stat().st_size,
+                    "oid": hashlib.sha1(path.name.encode()).hexdigest()}
+                   for path in sorted(repo.folder.iterdir()) if path.is_file()]
+        return Response(json.dumps(entries), mimetype="application/json")
 
     def _sharded(self, repo: Repo, filename: str) -> Response:
         index_path = repo.folder / filename

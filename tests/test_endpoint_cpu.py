@@ -12,6 +12,7 @@ from the CPU image.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import BASE_PATH, ROOT, TESTS, run_cli
+from fakehub import FakeHub
 
 API_KEY = "sk-cpu-endpoint-5b1f2c"
 STARTUP_TIMEOUT = 900  # a cold start on two busy cores; about a minute when idle
@@ -301,3 +303,29 @@ def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
     print(f"idle stop: {stop_latency:.1f} s after the last request (IDLE_TIMEOUT_MIN=0.3 -> 18 s); "
           f"cost per 1k tokens {values['inference_endpoint_cost_per_1k_generated_tokens_usd']:.4f} USD "
           f"for {engine_tokens:.0f} tokens at $3/GPU-hour")
+
+
+def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, tmp_path):
+    """The Hugging Face cache (the compose volume, HF_HOME) makes a restart download nothing: counted on a fake
+    Hub that vLLM itself downloads from."""
+    hub = FakeHub()
+    hub.add("test/tiny-llama", tiny_model)
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(hub.handle)
+    env = endpoint_env(tmp_path, Path("unused"), free_port(), TARGET_MODEL="test/tiny-llama",
+                       HF_ENDPOINT=httpserver.url_for("").rstrip("/"), HF_HUB_OFFLINE="0")
+    whole_downloads = []
+    for start in range(2):
+        before = len(hub.requests)
+        server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, tmp_path / f"start-{start}.log")
+        try:
+            server.wait_healthy()
+            assert server.client().models.list().data[0].id == "tiny"
+        finally:
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=120)
+            server.stop()
+        requests = hub.requests[before:]
+        whole_downloads.append([line for line in requests
+                                if line.startswith("GET ") and line.endswith(".safetensors")])
+    assert len(whole_downloads[0]) == 1  # the first start downloads the weights once
+    assert whole_downloads[1] == []  # the second start finds them in HF_HOME
