@@ -95,7 +95,7 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], log: TextIO) -> 
     started = launch.prepare(engine, settings, plan, environ, user_args)
     limits = supervisor.limits_from(settings)
     if limits:  # something must watch the server: stay as its parent (docs/adr/0011)
-        launch.announce(started, engine, log)
+        launch.announce(started, engine, log, verb="start")
         return supervisor.Supervisor(started, engine, plan, settings, limits, log).run()
     launch.exec_engine(started, engine, log)
     return 0  # not reached: exec_engine replaces the process or raises

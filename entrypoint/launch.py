@@ -157,13 +157,13 @@ def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
                                  "the image's Python is missing or not executable; rebuild the image") from None
 
 
-def announce(launch: Launch, engine: Engine, log: TextIO) -> None:
-    """Whether auth and TLS are on, and the exact command (secrets as ***)."""
+def announce(launch: Launch, engine: Engine, log: TextIO, verb: str = "exec") -> None:
+    """Whether auth and TLS are on, and the exact command (secrets as ***): `exec` or, supervised, `start`."""
     auth = ("on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
             if launch.auth else "off: anyone who can reach the port can use it")
     print(f"auth: {auth}", file=log)
     tls = "on: HTTPS with TLS_CERT_FILE" if launch.tls else "off: plain HTTP (set TLS_CERT_FILE and TLS_KEY_FILE)"
     print(f"tls: {tls}", file=log)
-    print(f"exec: {shlex.join(shown_argv(launch, engine))}", file=log)
+    print(f"{verb}: {shlex.join(shown_argv(launch, engine))}", file=log)
     log.flush()
     sys.stdout.flush()

@@ -95,6 +95,7 @@ def test_engine_dying_gives_its_code_to_the_orchestrator(serve_env, engine_exit,
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == expected
     assert f"exited during start-up with status {engine_exit}" in stderr
+    assert "start: " in stderr and "exec: " not in stderr  # supervised: a child, not an exec
 
 
 def test_requests_in_flight_keep_it_alive(serve_env):
