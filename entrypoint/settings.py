@@ -114,7 +114,7 @@ def _number(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError("a number is expected") from None
+        raise ValueError("a decimal number is expected") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError("a finite number is expected")
     return value

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from .engines.base import MetricNames
 
 
@@ -32,6 +30,9 @@ class Usage:
 
 def read_usage(text: str, names: MetricNames) -> Usage:
     """Sum each family over all its label sets (models, streaming or not, finish reasons)."""
+    # Imported here: only supervised mode reads metrics, so `plan` and exec need no prometheus_client.
+    from prometheus_client.parser import text_string_to_metric_families
+
     totals = {names.requests: 0.0, names.running: 0.0, names.generation_tokens: 0.0}
     for family in text_string_to_metric_families(text):
         if family.name not in totals:
