@@ -396,7 +396,8 @@ def _describe_hardware(sizing: _Sizing) -> str:
     nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
     return (f"hardware: {hardware.count}x {hardware.name}{nodes}, {_gib(hardware.memory_bytes)} each "
             f"({hardware.source}); MEM_FRACTION={sizing.mem_fraction} leaves {_gib(sizing.budget)} per device, "
-            f"{_gib(sizing.reserve)} of it reserved for activations and CUDA graphs.")
+            f"{_gib(sizing.reserve)} of it reserved for activations"
+            f"{'' if hardware.is_cpu else ' and CUDA graphs'}.")
 
 
 def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
