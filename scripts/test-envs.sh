@@ -67,8 +67,9 @@ sglang_step() {
   local pip=("$1/bin/python" -m pip)
   # server_args imports torch; the CPU build is enough for parsing.
   "${pip[@]}" install "${pip_quiet[@]}" "torch==$torch_cpu" "${torch_index[@]}"
-  "${pip[@]}" install "${pip_quiet[@]}" --no-deps "sglang==$sglang_version"
   "${pip[@]}" install "${pip_quiet[@]}" -r "$root/tests/engines/sglang-parser.txt"
+  # Last and without its dependencies (CUDA wheels), so pip has nothing to complain about.
+  "${pip[@]}" install "${pip_quiet[@]}" --no-deps "sglang==$sglang_version"
 }
 
 skypilot_step() {
