@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from .engines.base import Engine
+from .errors import SettingError
 from .launch import Launch
 from .plan import Plan
 from .settings import Settings
@@ -101,15 +102,19 @@ class Supervisor:
         scheme = "https" if settings.tls_cert_file else "http"
         self.metrics_url = f"{scheme}://127.0.0.1:{settings.port}/metrics"
         self.forwarded: int | None = None  # the signal we passed on, if any
+        self.child: subprocess.Popen | None = None
 
     def run(self) -> int:
-        exporter = Exporter(self.limits.metrics_port, self.plan) if self.limits.metrics_port else None
+        exporter = self._exporter()
         self._say(f"supervising {self.engine.name} (idle timeout {self._minutes(self.limits.idle_seconds)}, "
                   f"run limit {self._minutes(self.limits.max_run_seconds)}"
                   + (f", metrics on :{self.limits.metrics_port}" if exporter else "") + ")")
-        child = subprocess.Popen(list(self.launch.command.argv), env=dict(self.launch.env))
+        # Handlers first, so a SIGTERM that arrives while the engine starts is not lost.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda signum, _frame: self._forward(child, signum))
+            signal.signal(signum, self._on_signal)
+        child = self.child = subprocess.Popen(list(self.launch.command.argv), env=dict(self.launch.env))
+        if self.forwarded is not None:
+            child.send_signal(self.forwarded)
         try:
             return self._watch(child, exporter)
         finally:
@@ -176,10 +181,20 @@ class Supervisor:
             if now_cost.per_1k_generated_tokens_usd is not None:
                 exporter.per_1k.set(now_cost.per_1k_generated_tokens_usd)
 
-    def _forward(self, child: subprocess.Popen, signum: int) -> None:
+    def _on_signal(self, signum: int, _frame: object) -> None:
         self.forwarded = signum
-        if child.poll() is None:
-            child.send_signal(signum)
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def _exporter(self) -> Exporter | None:
+        port = self.limits.metrics_port
+        if not port:
+            return None
+        try:
+            return Exporter(port, self.plan)
+        except OSError as exc:
+            raise SettingError(f"METRICS_PORT={port} cannot be used: {exc.strerror}",
+                               "pick a free port, for example METRICS_PORT=9400") from None
 
     def _wait_after_signal(self, child: subprocess.Popen) -> int:
         # The orchestrator asked; it also decides how long to wait before SIGKILL.

@@ -157,3 +157,15 @@ def test_idle_engine_is_stopped_and_cost_is_exported(serve_env):
     _, stderr = process.communicate(timeout=60)  # idle after 6 s
     assert process.returncode == 0 and "(IDLE_TIMEOUT_MIN)" in stderr
     assert not alive(engine["pid"])
+
+
+def test_metrics_port_in_use_is_a_setting_error(serve_env):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start(serve_env(FAKE_ENGINE_SLEEP="60", METRICS_PORT=str(port)))
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 10
+    assert stderr.strip().splitlines()[-1].startswith(f"error: METRICS_PORT={port} cannot be used")
+    assert "Traceback" not in stderr
