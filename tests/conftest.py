@@ -16,6 +16,7 @@ TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 FAKE_BIN = TESTS / "bin"
 NVIDIA_SMI_FIXTURES = TESTS / "fixtures" / "nvidia-smi"
+FAKE_ENGINES = TESTS / "fake_engines"  # stand-in vllm / sglang server modules
 # A PATH with the system tools but never a real nvidia-smi or engine.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -86,3 +87,22 @@ def engine_envs() -> dict[str, Path]:
         found = dict(line.split("=", 1) for line in result.stdout.split())
         envs = {name: found[f"{name.upper()}_ENV"] for name in envs}
     return {name: Path(path) for name, path in envs.items()}
+
+
+@pytest.fixture
+def serve_env(tmp_path, models):
+    """serve_env(engine, **env): a clean environment whose engine is the stand-in on PYTHONPATH."""
+    def env(engine: str = "vllm", **extra: str) -> dict[str, str]:
+        values = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ENGINE=engine,
+                           ACCELERATORS="H100:1", FAKE_ENGINE_REPORT=str(tmp_path / "engine.json"),
+                           PYTHONPATH=f"{ROOT}{os.pathsep}{FAKE_ENGINES}")
+        values.update(extra)
+        return values
+
+    return env
+
+
+def report(env: dict[str, str]) -> dict:
+    """What the stand-in engine recorded about how it was started (pid, argv, environment)."""
+    with open(env["FAKE_ENGINE_REPORT"], encoding="utf-8") as handle:
+        return json.load(handle)

@@ -17,28 +17,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, TESTS, clean_env, run_cli
+from conftest import ROOT, clean_env, report, run_cli
 
-FAKE_ENGINES = TESTS / "fake_engines"
 API_KEY = "sk-serve-test-9f8e7d"
 HF_TOKEN = "hf_serveTestToken12345"
-
-
-@pytest.fixture
-def serve_env(tmp_path, models):
-    def env(engine: str = "vllm", **extra: str) -> dict[str, str]:
-        values = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ENGINE=engine,
-                           ACCELERATORS="H100:1", FAKE_ENGINE_REPORT=str(tmp_path / "engine.json"),
-                           PYTHONPATH=f"{ROOT}{os.pathsep}{FAKE_ENGINES}")
-        values.update(extra)
-        return values
-
-    return env
-
-
-def report(env: dict[str, str]) -> dict:
-    with open(env["FAKE_ENGINE_REPORT"], encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])

@@ -14,12 +14,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, TESTS
+from conftest import ROOT, TESTS, report
 from entrypoint.engines import ENGINES
 from entrypoint.settings import load
 from entrypoint.supervisor import limits_from
 from entrypoint.usage import Usage, cost, read_usage
-from test_serve import report, serve_env  # noqa: F401 (fixture)
 
 METRICS = TESTS / "fixtures" / "metrics"
 
