@@ -46,6 +46,23 @@ class Command:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def model_source_flags(request: ServeRequest) -> list[str]:
+    """Flags both engines spell the same way: quantization asked for, revision, remote code."""
+    flags = []
+    if request.requested_quantization:
+        flags += ["--quantization", request.requested_quantization]
+    if request.revision:
+        flags += ["--revision", request.revision]
+    if request.trust_remote_code:
+        flags.append("--trust-remote-code")
+    return flags
+
+
+def tls_flags(request: ServeRequest) -> list[str]:
+    """Both engines serve HTTPS themselves with the same two flags."""
+    return ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key] if request.tls_cert else []
+
+
 @dataclass(frozen=True)
 class MetricNames:
     """The engine's /metrics families the supervisor reads, as prometheus_client names them

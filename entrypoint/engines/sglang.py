@@ -6,7 +6,7 @@ images shipped without the `sglang` console script (sglang issue #26897).
 
 from __future__ import annotations
 
-from .base import Command, Engine, MetricNames, ServeRequest
+from .base import Command, Engine, MetricNames, ServeRequest, model_source_flags, tls_flags
 
 # argparse choices of --quantization in sglang 0.5.23 (server_args choices.py).
 QUANTIZATION_METHODS = frozenset({
@@ -75,12 +75,7 @@ def build(request: ServeRequest) -> Command:
              "--dtype", plan.dtype,
              # weights + KV pool; activations and CUDA graphs live outside it.
              "--mem-fraction-static", str(plan.mem_fraction)]
-    if request.requested_quantization:
-        argv += ["--quantization", request.requested_quantization]
-    if request.revision:
-        argv += ["--revision", request.revision]
-    if request.trust_remote_code:
-        argv.append("--trust-remote-code")
+    argv += model_source_flags(request)
     argv += _speculative_args(request)
     if request.api_key:
         # sglang has no environment variable for the key (only --api-key).
@@ -91,9 +86,7 @@ def build(request: ServeRequest) -> Command:
 
 
 def _operations_args(request: ServeRequest) -> list[str]:
-    args = []
-    if request.tls_cert:
-        args += ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key]
+    args = tls_flags(request)
     if request.log_requests:
         args.append("--log-requests")
     # No shutdown flag: on SIGTERM sglang drains in-flight requests without a time limit, so the

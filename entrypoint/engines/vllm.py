@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Command, Engine, MetricNames, ServeRequest
+from .base import Command, Engine, MetricNames, ServeRequest, model_source_flags, tls_flags
 
 # vLLM validates --quantization when it builds ModelConfig; this is the list
 # of model_executor/layers/quantization/__init__.py (same in 0.32 and 0.33)
@@ -87,16 +87,10 @@ def build(request: ServeRequest) -> Command:
     argv += ["--max-model-len", str(plan.max_model_len),
              "--dtype", plan.dtype,
              "--gpu-memory-utilization", str(plan.mem_fraction)]
-    if request.requested_quantization:
-        argv += ["--quantization", request.requested_quantization]
-    if request.revision:
-        argv += ["--revision", request.revision]
-    if request.trust_remote_code:
-        argv.append("--trust-remote-code")
+    argv += model_source_flags(request)
     if plan.speculative:
         argv += ["--speculative-config", _speculative_config(request)]
-    if request.tls_cert:
-        argv += ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key]
+    argv += tls_flags(request)
     if request.log_requests:
         argv.append("--enable-log-requests")
     # 0 (vLLM's default) aborts in-flight requests on SIGTERM; N drains them for up to N seconds.
