@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +108,15 @@ def report(env: dict[str, str]) -> dict:
     """What the stand-in engine recorded about how it was started (pid, argv, environment)."""
     with open(env["FAKE_ENGINE_REPORT"], encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pinned_version(engine: str) -> str:
+    """The engine version a Dockerfile pins (`ARG VLLM_VERSION=...`): the one place it is written."""
+    text = (ROOT / f"Dockerfile.{engine}").read_text()
+    return re.search(rf"^ARG {engine.upper()}_VERSION=(\S+)$", text, re.M).group(1)

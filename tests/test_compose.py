@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TESTS
+from conftest import ROOT, TESTS, pinned_version
 from entrypoint import __version__
 from entrypoint.settings import SETTINGS
 
@@ -71,8 +70,7 @@ def test_compose_config_is_valid_and_complete():
 
 def test_image_tags_follow_the_scheme():
     """<engine>-<engine version>-<project version>, with the versions from the Dockerfiles and the package."""
-    versions = {engine: re.search(rf"^ARG {engine.upper()}_VERSION=(\S+)$", (ROOT / f"Dockerfile.{engine}").read_text(),
-                                  re.M).group(1) for engine in ("vllm", "sglang")}
+    versions = {engine: pinned_version(engine) for engine in ("vllm", "sglang")}
     services = normalised(ROOT / "compose.yaml")["services"]
     assert services["sglang"]["image"] == f"inference-endpoint:sglang-{versions['sglang']}-{__version__}"
     assert services["vllm"]["image"] == f"inference-endpoint:vllm-{versions['vllm']}-{__version__}"

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -28,7 +27,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BASE_PATH, ROOT, TESTS, run_cli
+from conftest import BASE_PATH, ROOT, TESTS, free_port, run_cli
 from fakehub import FakeHub
 
 API_KEY = "sk-cpu-endpoint-5b1f2c"
@@ -53,11 +52,6 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
                    check=True, capture_output=True)
     return cert, key
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def endpoint_env(home: Path, model: Path, port: int, **extra: str) -> dict[str, str]:

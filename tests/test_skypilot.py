@@ -10,14 +10,13 @@ and value errors; `problems()` catches what it accepts but a user must not get
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TESTS, clean_env, run_cli
+from conftest import ROOT, TESTS, clean_env, pinned_version, run_cli
 from entrypoint import __version__
 from entrypoint.settings import SETTINGS
 
@@ -47,9 +46,7 @@ def sky(engine_envs, tmp_path_factory):
 
 
 def image_tag(engine: str) -> str:
-    version = re.search(rf"^ARG {engine.upper()}_VERSION=(\S+)$", (ROOT / f"Dockerfile.{engine}").read_text(),
-                        re.M).group(1)
-    return f"{engine}-{version}-{__version__}"
+    return f"{engine}-{pinned_version(engine)}-{__version__}"
 
 
 def problems(task: dict) -> list[str]:

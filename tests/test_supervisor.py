@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, TESTS, report
+from conftest import ROOT, TESTS, free_port, report
 from entrypoint.engines import ENGINES
 from entrypoint.settings import load
 from entrypoint.supervisor import limits_from
@@ -59,11 +59,6 @@ def test_exec_unless_something_must_watch():
     assert limits_from(load({"TARGET_MODEL": "m", "MAX_RUN_HOURS": "0.5"})).max_run_seconds == 1800
     assert limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400"})).metrics_port == 9400
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(env: dict[str, str]) -> subprocess.Popen:
