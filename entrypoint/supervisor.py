@@ -144,7 +144,8 @@ class Supervisor:
                     last_active = now
                 previous = usage
             if exporter:
-                self._export(exporter, usage, started, ready_at, now - last_active)
+                self._export(exporter, usage, now - started, ready_at - started if ready_at is not None else None,
+                             now - last_active)
             limit = self.limits
             if limit.idle_seconds and ready_at is not None and now - last_active >= limit.idle_seconds:
                 return self._stop(child, f"no request for {self._minutes(now - last_active)} (IDLE_TIMEOUT_MIN)")
@@ -163,19 +164,18 @@ class Supervisor:
         except (OSError, ValueError):
             return None  # not up yet, or busy: the next poll tries again
 
-    def _export(self, exporter: Exporter, usage: Usage | None, started: float, ready_at: float | None,
+    def _export(self, exporter: Exporter, usage: Usage | None, elapsed: float, time_to_ready: float | None,
                 idle: float) -> None:
-        exporter.ready.set(1 if ready_at is not None else 0)
-        if ready_at is not None:
-            exporter.time_to_ready.set(ready_at - started)
+        exporter.ready.set(1 if time_to_ready is not None else 0)
+        if time_to_ready is not None:
+            exporter.time_to_ready.set(time_to_ready)
             exporter.idle.set(idle)
         if usage is None:
             return
         exporter.requests.set(usage.requests)
         exporter.tokens.set(usage.generation_tokens)
         if self.limits.gpu_hourly_usd is not None:
-            now_cost = cost(self.limits.gpu_hourly_usd, self.plan.gpu_count, self.clock() - started,
-                            usage.generation_tokens)
+            now_cost = cost(self.limits.gpu_hourly_usd, self.plan.gpu_count, elapsed, usage.generation_tokens)
             exporter.hourly.set(now_cost.hourly_usd)
             exporter.running_cost.set(now_cost.running_usd)
             if now_cost.per_1k_generated_tokens_usd is not None:
