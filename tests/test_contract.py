@@ -160,7 +160,7 @@ def test_every_argv_in_the_matrix_parses_to_the_plan(engine, engine_envs, models
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
-def test_removed_flags_are_refused_by_us_and_by_the_engine(engine, engine_envs, models, tmp_path):
+def test_removed_flags_are_refused_by_us_and_by_the_engine(engine, engine_envs):
     """Our table of removed flags is true of the pinned engine: its parser rejects each one too."""
     flags = sorted(ENGINES[engine].removed_flags)
     model_flag = {"sglang": "--model-path", "vllm": "--model"}[engine]
@@ -168,12 +168,9 @@ def test_removed_flags_are_refused_by_us_and_by_the_engine(engine, engine_envs, 
     parsed = parse_with_engine(engine_envs, engine, argvs)
     accepted = [" ".join(argv[2:]) for argv, result in zip(argvs, parsed["results"]) if result["ok"]]
     assert not accepted, f"{engine} still accepts: {accepted}"
-    settings = load({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "ENGINE": engine,
-                     "ACCELERATORS": "H100:1"})
     for flag in flags:
         with pytest.raises(RemovedFlagError, match=flag):
             launch.check_removed_flags(ENGINES[engine], ["--port", "1", f"{flag}=1"], "EXTRA_ARGS")
-    assert settings.engine == engine
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
