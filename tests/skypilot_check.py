@@ -3,6 +3,8 @@
 usage: python skypilot_check.py REQUEST_JSON  -> prints one JSON result per YAML
 
 REQUEST_JSON: {"files": [...], "env_overrides": {...}, "secrets_overrides": {...}}
+          or: {"config": path, "cloud": "aws", "region": ..., "keys": [...]} for a ~/.sky/config.yaml
+              snippet, loaded and validated by SkyPilot's own config loader
 HOME and SKY_RUNTIME_DIR must point at a folder seeded with a small accelerator
 catalog (SkyPilot would download it otherwise); the caller sets them.
 """
@@ -23,16 +25,36 @@ def describe(task) -> dict:
         "accelerators": [r.accelerators for r in resources], "image_ids": [r.image_id for r in resources],
         "ports": [r.ports for r in resources], "use_spot": [r.use_spot for r in resources],
         "disk_size": [r.disk_size for r in resources],
+        "storage_mounts": {dst: {"name": storage.name, "source": storage.source, "mode": storage.mode.value}
+                           for dst, storage in (task.storage_mounts or {}).items()},
         "service": None if service is None else {
             key.lstrip("_"): value for key, value in vars(service).items()
             if isinstance(value, (str, int, float, bool, dict, list, type(None)))},
     }
 
 
+def read_config(request: dict) -> dict:
+    import os
+
+    os.environ["SKYPILOT_GLOBAL_CONFIG"] = request["config"]
+    from sky import skypilot_config
+
+    try:
+        skypilot_config.reload_config()  # validates against SkyPilot's config schema
+        value = skypilot_config.get_effective_region_config(
+            cloud=request["cloud"], region=request["region"], keys=tuple(request["keys"]), default_value=None)
+        return {"ok": True, "value": value}
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def main() -> None:
     import sky
 
     request = json.loads(sys.argv[1])
+    if "config" in request:
+        print(json.dumps(read_config(request)))
+        return
     results = {}
     for path in request["files"]:
         try:
