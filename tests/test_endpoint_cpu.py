@@ -299,6 +299,59 @@ def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
           f"for {engine_tokens:.0f} tokens at $3/GPU-hour")
 
 
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def test_max_run_hours_stops_a_busy_server(engine_envs, tiny_model, tmp_path):
+    """The budget cap does not care about traffic: requests keep flowing and the server still stops at
+    MAX_RUN_HOURS (0.04 h = 144 s after start), exits 0 and leaves nothing behind."""
+    env = endpoint_env(tmp_path, tiny_model, free_port(), MAX_RUN_HOURS="0.04")
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, tmp_path / "server.log")
+    answered = 0
+    try:
+        server.wait_healthy()
+        client = server.client()
+        while server.process.poll() is None:
+            try:
+                client.completions.create(model="tiny", prompt="Hello", max_tokens=5, temperature=0)
+                answered += 1
+            except (openai.APIConnectionError, openai.InternalServerError):
+                # Only once the stop has begun ("cannot schedule new futures after shutdown", then refused).
+                assert "(MAX_RUN_HOURS)" in server.log(), server.log()[-3000:]
+            time.sleep(2)
+        stopped_after = time.monotonic() - server.started
+    finally:
+        server.stop()
+    log = server.log()
+    assert server.process.returncode == 0, log[-3000:]
+    assert "(MAX_RUN_HOURS)" in log and answered >= 3
+    assert 144 <= stopped_after < 144 + 90
+    assert session_processes(server.process.pid) == []
+    print(f"MAX_RUN_HOURS=0.04 (144 s): stopped {stopped_after:.1f} s after start, {answered} requests answered")
+
+
+def test_engine_killed_after_start_gives_its_status(engine_envs, tiny_model, tmp_path):
+    """In supervised mode the engine dying is the supervisor's exit status (137 for SIGKILL), so Docker's or
+    SkyPilot's restart policy sees a failure."""
+    env = endpoint_env(tmp_path, tiny_model, free_port(), METRICS_PORT=str(free_port()))
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, tmp_path / "server.log")
+    try:
+        server.wait_healthy()
+        while "supervisor: engine ready" not in server.log():  # the supervisor has seen it serve
+            assert server.process.poll() is None and time.monotonic() - server.started < STARTUP_TIMEOUT
+            time.sleep(0.5)
+        (engine,) = children(server.process.pid)
+        os.kill(engine, signal.SIGKILL)
+        returncode = server.process.wait(timeout=60)
+    finally:
+        server.stop()
+    log = server.log()
+    assert returncode == 128 + signal.SIGKILL, log[-3000:]
+    assert "exited after serving with status -9; exiting 137" in log
+
+
 def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, tmp_path):
     """The Hugging Face cache (the compose volume, HF_HOME) makes a restart download nothing: counted on a fake
     Hub that vLLM itself downloads from."""

@@ -26,11 +26,34 @@ METRICS = TESTS / "fixtures" / "metrics"
 @pytest.mark.parametrize(("engine", "fixture", "expected"), [
     # Recorded from the real vLLM 0.32.0 CPU server after 3 chats of 10 tokens and a 7-token stream.
     ("vllm", "vllm-0.32.0-cpu.txt", Usage(requests=4, running=0, generation_tokens=37)),
-    # sglang 0.5.23's families and labels, summed over is_streaming.
+    # Recorded from sglang 0.5.23's own collectors (below), summed over is_streaming.
     ("sglang", "sglang-0.5.23.txt", Usage(requests=42, running=3, generation_tokens=12345)),
 ])
 def test_usage_from_each_engines_metrics(engine, fixture, expected):
     assert read_usage((METRICS / fixture).read_text(), ENGINES[engine].metric_names) == expected
+
+
+def families(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (type, label names) of every family in a /metrics text."""
+    return {family.name: (family.type, frozenset(label for sample in family.samples for label in sample.labels))
+            for family in text_string_to_metric_families(text)}
+
+
+def test_sglang_metrics_come_from_sglang_itself(engine_envs, models):
+    """sglang cannot serve here, so its collectors are driven directly (tests/engines/sglang_metrics.py):
+    the names we read exist in the pinned sglang with these types, and the fixture above is what it exports."""
+    live = subprocess.run([str(engine_envs["sglang"] / "bin" / "python"), str(TESTS / "engines" / "sglang_metrics.py"),
+                           str(models("Qwen2.5-7B-Instruct")), "Qwen2.5-7B-Instruct"], capture_output=True, text=True,
+                          timeout=300, env={"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1"})
+    assert live.returncode == 0, live.stderr[-3000:]
+    names = ENGINES["sglang"].metric_names
+    assert read_usage(live.stdout, names) == Usage(requests=42, running=3, generation_tokens=12345)
+    exported = families(live.stdout)
+    assert {exported[names.requests][0], exported[names.generation_tokens][0], exported[names.running][0]} == \
+        {"counter", "gauge"} and exported[names.running][0] == "gauge"
+    recorded = families((METRICS / "sglang-0.5.23.txt").read_text())
+    sglang_only = {name: value for name, value in exported.items() if name.startswith("sglang:")}
+    assert sglang_only == {name: value for name, value in recorded.items() if name.startswith("sglang:")}
 
 
 def test_activity_is_a_request_in_flight_or_finished():

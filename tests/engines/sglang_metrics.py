@@ -1,0 +1,70 @@
+"""Run in the sglang environment: sglang's own metric collectors, fed known traffic, print /metrics text.
+
+sglang cannot serve without a GPU, so its /metrics cannot be scraped here. This builds the same
+prometheus_client families the server exports (the scheduler's and the tokenizer manager's collectors, from
+the pinned sglang) and drives them through their own methods: `log_stats` with 3 running requests, then
+`observe_one_finished_request` for 30 plain and 12 streamed requests that generate 12,345 tokens in all.
+
+usage: python sglang_metrics.py MODEL_DIR SERVED_NAME  -> the exposition text on stdout
+MODEL_DIR holds a config.json (no weights): ServerArgs resolves it, offline.
+"""
+
+import sys
+import types
+
+# sglang's observability module imports, through its package, multimodal processors that import
+# torchvision at module level. torchvision has nothing to do with metrics, and PyPI's build does not load
+# beside a +cpu torch, so an empty stand-in answers those imports. transformers is imported first so that
+# it records torchvision as absent and never calls into the stand-in.
+import transformers  # noqa: F401
+
+
+class _Absent(types.ModuleType):
+    def __getattr__(self, name: str) -> type:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return type(name, (), {})
+
+
+for _name in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional", "torchvision.io",
+              "torchvision.ops"):
+    sys.modules[_name] = _Absent(_name)
+
+from prometheus_client import REGISTRY, generate_latest  # noqa: E402
+from sglang.srt import runtime_context  # noqa: E402
+from sglang.srt.disaggregation.utils import DisaggregationMode  # noqa: E402
+from sglang.srt.observability.metrics_collector import (  # noqa: E402
+    QueueCount,
+    SchedulerMetricsCollector,
+    SchedulerStats,
+    TokenizerMetricsCollector,
+)
+from sglang.srt.server_args import ServerArgs  # noqa: E402
+
+RUNNING = 3
+FINISHED = ((False, 30, 10_000), (True, 12, 2_345))  # (streamed, requests, generated tokens)
+
+
+def main() -> None:
+    model_dir, served_name = sys.argv[1:3]
+    server_args = ServerArgs(model_path=model_dir, served_model_name=served_name, device="cpu", enable_metrics=True)
+    # The collectors read the process-wide config that a scheduler process publishes at start-up.
+    runtime_context.publish(server_args, role="scheduler")
+    labels = {"model_name": served_name}
+    # The labels SchedulerMetricsCollector.init_new gives rank 0 of a plain (not disaggregated) server.
+    scheduler = SchedulerMetricsCollector(server_args=server_args, labels={
+        **labels, "engine_type": DisaggregationMode.to_engine_type(DisaggregationMode.NULL), "tp_rank": 0,
+        "pp_rank": 0, "moe_ep_rank": 0})
+    scheduler.log_stats(SchedulerStats(num_running_reqs=QueueCount(total=RUNNING)))
+    tokenizer = TokenizerMetricsCollector(server_args=server_args, labels=labels)
+    for streamed, requests, tokens in FINISHED:
+        for index in range(requests):
+            share = tokens // requests + (1 if index < tokens % requests else 0)
+            tokenizer.observe_one_finished_request(labels, prompt_tokens=100, generation_tokens=share,
+                                                   cached_tokens=0, e2e_latency=0.5, has_grammar=False,
+                                                   is_streaming=streamed)
+    sys.stdout.write(generate_latest(REGISTRY).decode())
+
+
+if __name__ == "__main__":
+    main()
