@@ -93,7 +93,7 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], log: TextIO) -> 
     print(f"inference-endpoint {__version__}", file=log)
     print(render.as_table(plan), file=log)
     started = launch.prepare(engine, settings, plan, environ, user_args)
-    limits = supervisor.limits_from(settings)
+    limits = supervisor.limits_from(settings, plan)
     if limits:  # something must watch the server: stay as its parent (docs/adr/0011)
         launch.announce(started, engine, log, verb="start")
         return supervisor.Supervisor(started, engine, plan, settings, limits, log).run()

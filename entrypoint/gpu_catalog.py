@@ -78,6 +78,19 @@ def lookup(name: str) -> GpuSpec:
     return spec
 
 
+def identify(detected_name: str, memory_bytes: int) -> GpuSpec | None:
+    """The row for a GPU as nvidia-smi names it ("NVIDIA A100-SXM4-80GB") or as SkyPilot does ("A100-80GB").
+
+    A row is a candidate when the first part of its name is a word of the detected name; among candidates
+    (A100 with 40 or 80 GB) the one whose memory is closest wins. None when no row matches.
+    """
+    words = set(re.split(r"[^A-Z0-9]+", detected_name.upper()))
+    candidates = [spec for spec in GPUS if _key(spec.name.split("-")[0]) in words]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda spec: abs(spec.memory_bytes - memory_bytes))
+
+
 @dataclass(frozen=True)
 class Accelerators:
     """A parsed ACCELERATORS value: `spec` is None for the CPU path."""

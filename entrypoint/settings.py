@@ -186,7 +186,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_PORT", "Port of the supervisor's own Prometheus metrics (plan, time to ready, cost). Turns on "
             "supervised mode.", "9400", _integer(1, 65535)),
     Setting("GPU_HOURLY_USD", "Price of one GPU-hour, for the running cost and the cost per 1,000 generated tokens "
-            "in the supervisor's metrics.", "2.49", _non_negative_float),
+            "in the supervisor's metrics. Unset: the typical spot price of the GPU where entrypoint/prices.py has one "
+            "(A100, A100-80GB, H100, H200, L4), labelled as an estimate.", "2.49", _non_negative_float),
     Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended after the planned ones so they win "
             "(flags given to the container come after these).",
             "--enable-prefix-caching", _text),

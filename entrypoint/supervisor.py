@@ -29,8 +29,10 @@ from typing import Callable, TextIO
 
 from .engines.base import Engine
 from .errors import SettingError
+from .gpu_catalog import identify
 from .launch import Launch
 from .plan import Plan
+from .prices import GpuPrice, gpu_price
 from .settings import Settings
 from .usage import Usage, cost, read_usage
 
@@ -42,7 +44,7 @@ class Limits:
     idle_seconds: float | None
     max_run_seconds: float | None
     metrics_port: int | None
-    gpu_hourly_usd: float | None
+    price: GpuPrice | None  # None: no cost metrics
     drain_seconds: float  # how long the engine may take to stop after SIGTERM
 
     @property
@@ -52,15 +54,16 @@ class Limits:
         return max(0.5, min([10.0, *limits]))
 
 
-def limits_from(settings: Settings) -> Limits | None:
+def limits_from(settings: Settings, plan: Plan) -> Limits | None:
     """None when nothing needs watching: then the engine is exec'd."""
     if not (settings.idle_timeout_min or settings.max_run_hours or settings.metrics_port):
         return None
+    gpu = None if plan.on_cpu else identify(plan.gpu_name, plan.gpu_memory_bytes)
     return Limits(
         idle_seconds=settings.idle_timeout_min * 60 if settings.idle_timeout_min else None,
         max_run_seconds=settings.max_run_hours * 3600 if settings.max_run_hours else None,
         metrics_port=settings.metrics_port,
-        gpu_hourly_usd=settings.gpu_hourly_usd,
+        price=gpu_price(settings.gpu_hourly_usd, gpu),
         drain_seconds=settings.shutdown_timeout + 30,
     )
 
@@ -68,7 +71,7 @@ def limits_from(settings: Settings) -> Limits | None:
 class Exporter:
     """The supervisor's own /metrics (prometheus_client, a registry of its own)."""
 
-    def __init__(self, port: int, plan: Plan) -> None:
+    def __init__(self, port: int, plan: Plan, price: GpuPrice | None) -> None:
         from prometheus_client import CollectorRegistry, Gauge, Info, start_http_server
 
         self.registry = CollectorRegistry()
@@ -85,7 +88,10 @@ class Exporter:
         self.idle = gauge("idle_seconds", "Seconds since the last request was in flight or finished")
         self.requests = gauge("requests", "Requests the engine has finished")
         self.tokens = gauge("generation_tokens", "Tokens the engine has generated")
-        self.hourly = gauge("cost_usd_per_hour", "GPU_HOURLY_USD times the GPUs of the plan")
+        if price is not None:  # which price the cost figures use, and where it came from
+            Gauge("inference_endpoint_gpu_hourly_usd", "Price of one GPU-hour used for the cost figures",
+                  ["source"], registry=self.registry).labels(source=price.source).set(price.usd_per_gpu_hour)
+        self.hourly = gauge("cost_usd_per_hour", "The GPU-hour price times the GPUs of the plan")
         self.running_cost = gauge("running_cost_usd", "Cost of the GPUs since start")
         self.per_1k = gauge("cost_per_1k_generated_tokens_usd", "Running cost per 1,000 generated tokens")
         self.server, self.thread = start_http_server(port, registry=self.registry)
@@ -109,6 +115,10 @@ class Supervisor:
         self._say(f"supervising {self.engine.name} (idle timeout {self._minutes(self.limits.idle_seconds)}, "
                   f"run limit {self._minutes(self.limits.max_run_seconds)}"
                   + (f", metrics on :{self.limits.metrics_port}" if exporter else "") + ")")
+        price = self.limits.price
+        if exporter and price is not None:
+            self._say(f"cost figures use ${price.usd_per_gpu_hour:.2f} per GPU-hour: {price.source}"
+                      + ("" if price.source == "GPU_HOURLY_USD" else "; set GPU_HOURLY_USD to what you pay"))
         # Handlers first, so a SIGTERM that arrives while the engine starts is not lost.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
@@ -174,8 +184,9 @@ class Supervisor:
             return
         exporter.requests.set(usage.requests)
         exporter.tokens.set(usage.generation_tokens)
-        if self.limits.gpu_hourly_usd is not None:
-            now_cost = cost(self.limits.gpu_hourly_usd, self.plan.gpu_count, elapsed, usage.generation_tokens)
+        if self.limits.price is not None:
+            now_cost = cost(self.limits.price.usd_per_gpu_hour, self.plan.gpu_count, elapsed,
+                            usage.generation_tokens)
             exporter.hourly.set(now_cost.hourly_usd)
             exporter.running_cost.set(now_cost.running_usd)
             if now_cost.per_1k_generated_tokens_usd is not None:
@@ -191,7 +202,7 @@ class Supervisor:
         if not port:
             return None
         try:
-            return Exporter(port, self.plan)
+            return Exporter(port, self.plan, self.limits.price)
         except OSError as exc:
             raise SettingError(f"METRICS_PORT={port} cannot be used: {exc.strerror}",
                                "pick a free port, for example METRICS_PORT=9400") from None

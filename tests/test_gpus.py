@@ -6,7 +6,7 @@ import pytest
 
 from entrypoint import gpus
 from entrypoint.errors import NoGpuError, NvidiaSmiFailedError, NvidiaSmiMissingError, UnknownAcceleratorError
-from entrypoint.gpu_catalog import GPUS, MIB, lookup, parse_accelerators
+from entrypoint.gpu_catalog import GPUS, MIB, identify, lookup, parse_accelerators
 
 GIB = 1024**3
 
@@ -102,3 +102,18 @@ def test_compare_reports_disagreement(fake_gpus):
     assert "1 visible, not 4" in note
     same = gpus.from_accelerators(parse_accelerators("H100:8"))
     assert gpus.compare(same, gpus.detect(fake_gpus("h100x8"))) == []
+
+
+@pytest.mark.parametrize(("detected", "memory_mib", "expected"), [
+    ("NVIDIA H100 80GB HBM3", 81559, "H100"),
+    ("NVIDIA H100 NVL", 95830, "H100"),
+    ("NVIDIA A100-SXM4-80GB", 81920, "A100-80GB"),  # the memory tells the two A100s apart
+    ("NVIDIA A100-SXM4-40GB", 40960, "A100"),
+    ("NVIDIA L4", 23034, "L4"),
+    ("NVIDIA GH200 480GB", 97871, "GH200"),
+    ("A100-80GB", 81920, "A100-80GB"),  # SkyPilot's own names (ACCELERATORS) too
+    ("NVIDIA RTX A4000", 16376, None),
+])
+def test_identify_a_detected_gpu(detected, memory_mib, expected):
+    spec = identify(detected, memory_mib * 2**20)
+    assert (spec.name if spec else None) == expected

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, TESTS, free_port, report
 from entrypoint.engines import ENGINES
+from entrypoint.prices import SOURCE, GpuPrice
 from entrypoint.settings import load
 from entrypoint.supervisor import limits_from
 from entrypoint.usage import Usage, cost, read_usage
@@ -73,14 +75,34 @@ def test_cost_arithmetic_on_recorded_counters():
     assert cost(2.5, 1, 60, 0).per_1k_generated_tokens_usd is None
 
 
+# What limits_from reads of a plan: which GPU it runs on.
+H100_PLAN = SimpleNamespace(gpu_name="NVIDIA H100 80GB HBM3", gpu_memory_bytes=81559 * 2**20, on_cpu=False)
+CPU_PLAN = SimpleNamespace(gpu_name="cpu", gpu_memory_bytes=0, on_cpu=True)
+
+
 def test_exec_unless_something_must_watch():
-    assert limits_from(load({"TARGET_MODEL": "m"})) is None
-    limits = limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "30", "SHUTDOWN_TIMEOUT": "20"}))
+    assert limits_from(load({"TARGET_MODEL": "m"}), H100_PLAN) is None
+    limits = limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "30", "SHUTDOWN_TIMEOUT": "20"}), H100_PLAN)
     assert (limits.idle_seconds, limits.max_run_seconds, limits.drain_seconds, limits.poll_seconds) == (
         1800, None, 50, 10.0)
-    assert limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "1"})).poll_seconds == 3.0
-    assert limits_from(load({"TARGET_MODEL": "m", "MAX_RUN_HOURS": "0.5"})).max_run_seconds == 1800
-    assert limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400"})).metrics_port == 9400
+    assert limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "1"}), H100_PLAN).poll_seconds == 3.0
+    assert limits_from(load({"TARGET_MODEL": "m", "MAX_RUN_HOURS": "0.5"}), H100_PLAN).max_run_seconds == 1800
+    assert limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400"}), H100_PLAN).metrics_port == 9400
+
+
+@pytest.mark.parametrize(("environ", "plan", "expected"), [
+    ({"GPU_HOURLY_USD": "2.5"}, H100_PLAN, GpuPrice(2.5, "GPU_HOURLY_USD")),  # what you pay wins
+    ({"GPU_HOURLY_USD": "0"}, H100_PLAN, GpuPrice(0.0, "GPU_HOURLY_USD")),  # reserved or owned hardware
+    ({}, H100_PLAN, GpuPrice(2.253, SOURCE)),  # else the typical spot price, labelled as such
+    ({}, SimpleNamespace(gpu_name="NVIDIA A100-SXM4-80GB", gpu_memory_bytes=81920 * 2**20, on_cpu=False),
+     GpuPrice(1.5712, SOURCE)),
+    ({}, SimpleNamespace(gpu_name="NVIDIA RTX A4000", gpu_memory_bytes=16376 * 2**20, on_cpu=False), None),
+    ({}, CPU_PLAN, None),  # no GPU, no GPU price
+    ({"GPU_HOURLY_USD": "0.4"}, CPU_PLAN, GpuPrice(0.4, "GPU_HOURLY_USD")),
+])
+def test_which_price_the_cost_figures_use(environ, plan, expected):
+    limits = limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400", **environ}), plan)
+    assert limits.price == expected
 
 
 
@@ -146,11 +168,15 @@ def test_max_run_hours_stops_everything_and_exits_0(serve_env):
     assert not alive(engine["pid"])
 
 
-def test_idle_engine_is_stopped_and_cost_is_exported(serve_env):
+@pytest.mark.parametrize(("price_setting", "price", "source"), [
+    ({"GPU_HOURLY_USD": "2.5"}, 2.5, "GPU_HOURLY_USD"),
+    ({}, 2.253, SOURCE),  # ACCELERATORS=H100:1 and no price given: the typical spot price, said so
+])
+def test_idle_engine_is_stopped_and_cost_is_exported(serve_env, price_setting, price, source):
     port, metrics_port = free_port(), free_port()
     # The recorded vLLM counters: no request in flight, and they never move, so it is idle from the start.
     env = serve_env("vllm", FAKE_ENGINE_SLEEP="60", FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
-                    PORT=str(port), IDLE_TIMEOUT_MIN="0.1", METRICS_PORT=str(metrics_port), GPU_HOURLY_USD="2.5")
+                    PORT=str(port), IDLE_TIMEOUT_MIN="0.1", METRICS_PORT=str(metrics_port), **price_setting)
     process = start(env)
     engine = wait_for_report(env)
     deadline = time.monotonic() + 20
@@ -167,12 +193,15 @@ def test_idle_engine_is_stopped_and_cost_is_exported(serve_env):
     assert (info["engine"], info["tp"], info["gpu"]) == ("vllm", "1", "H100")
     value = {name: family.samples[0].value for name, family in families.items()}
     assert value["inference_endpoint_generation_tokens"] == 37
-    assert value["inference_endpoint_cost_usd_per_hour"] == 2.5
+    assert value["inference_endpoint_cost_usd_per_hour"] == price
+    assert families["inference_endpoint_gpu_hourly_usd"].samples[0].labels == {"source": source}
     # Cost per 1k tokens is the running cost over the engine's own token counter.
     assert value["inference_endpoint_cost_per_1k_generated_tokens_usd"] == pytest.approx(
         value["inference_endpoint_running_cost_usd"] / 0.037, rel=0.2)
     _, stderr = process.communicate(timeout=60)  # idle after 6 s
     assert process.returncode == 0 and "(IDLE_TIMEOUT_MIN)" in stderr
+    assert f"cost figures use ${price:.2f} per GPU-hour: {source}" in stderr
+    assert ("set GPU_HOURLY_USD to what you pay" in stderr) == (source == SOURCE)
     assert not alive(engine["pid"])
 
 
