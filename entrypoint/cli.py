@@ -77,12 +77,20 @@ def _dispatch(argv: list[str], environ: Mapping[str, str], stdout: TextIO, stder
     return passthrough(argv)
 
 
+def key_required_because(settings: Settings) -> str | None:
+    """Why serving needs API_KEY, or None. The default policy (auto): under SkyPilot, whose ports are public."""
+    if settings.require_api_key == "auto":
+        return "this runs under SkyPilot (REQUIRE_API_KEY=auto)" if settings.skypilot_task_id else None
+    return "REQUIRE_API_KEY=true" if settings.require_api_key else None
+
+
 def serve(user_args: Sequence[str], environ: Mapping[str, str], log: TextIO) -> int:
     settings = load(environ)
     engine = ENGINES[settings.engine]
-    if settings.require_api_key and not settings.api_key:
-        raise MissingSettingError("API_KEY is not set, and REQUIRE_API_KEY=true: this endpoint would be open to "
-                                  "anyone who can reach its port",
+    why_key = key_required_because(settings)
+    if why_key and not settings.api_key:
+        raise MissingSettingError(f"API_KEY is not set, and {why_key}: this endpoint would be open to anyone who "
+                                  "can reach its port",
                                   "pass a key (sky launch ... --secret API_KEY=$(openssl rand -hex 24)), or opt out "
                                   "explicitly with REQUIRE_API_KEY=false")
     launch.require_engine(engine)  # before minutes of planning and download

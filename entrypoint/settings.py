@@ -79,6 +79,15 @@ def _boolean(raw: str) -> bool:
     raise ValueError("use true or false (also 1/0, yes/no, on/off)")
 
 
+def _boolean_or_auto(raw: str) -> bool | str:
+    if raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _boolean(raw)
+    except ValueError:
+        raise ValueError("use auto, true or false") from None
+
+
 def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Parser:
     aliases = dict(aliases or {})
 
@@ -168,8 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPEC_NUM_TOKENS", "Tokens proposed per step. Unset: sglang chooses; vLLM uses 3.", "3", _integer(1, 64)),
     Setting("API_KEY", "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
             "a long random string (or API_KEY_FILE=/run/secrets/api_key)", _text, secret=True),
-    Setting("REQUIRE_API_KEY", "Refuse to serve without API_KEY. The SkyPilot YAMLs set it, since their port is open "
-            "to the internet; a workstation leaves it off.", "true", _boolean, default="false"),
+    Setting("REQUIRE_API_KEY", "Refuse to serve without API_KEY. `auto`: required under SkyPilot (SKYPILOT_TASK_ID "
+            "is set), whose `ports:` are open to the internet; optional on a workstation.", "true", _boolean_or_auto,
+            default="auto"),
     Setting("TLS_CERT_FILE", "TLS certificate (PEM) for HTTPS, given to the engine's own --ssl-certfile; needs "
             "TLS_KEY_FILE.", "/run/secrets/tls.crt", _readable_file),
     Setting("TLS_KEY_FILE", "Private key (PEM) of TLS_CERT_FILE, given to --ssl-keyfile.", "/run/secrets/tls.key",
@@ -199,6 +209,8 @@ SETTINGS: tuple[Setting, ...] = (
             _integer(0, 1023), default="0"),
     Setting("SKYPILOT_NODE_IPS", "The nodes' IP addresses, one per line, head first (set by SkyPilot).",
             "10.0.0.1\\n10.0.0.2", _lines),
+    Setting("SKYPILOT_TASK_ID", "Set by SkyPilot in every task: this runs on a cloud machine (REQUIRE_API_KEY=auto "
+            "then requires a key).", "sky-2026-11-27-10-00-00-000000_llm_1", _text),
     Setting("SKYPILOT_NUM_GPUS_PER_NODE", "GPUs SkyPilot allocated per node (set by SkyPilot); the plan warns when "
             "nvidia-smi sees a different number.", "8", _integer(0, 1024)),
     Setting("DIST_PORT", "TCP port on the head node where the nodes meet (multi-node only).", "29501",

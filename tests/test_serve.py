@@ -78,6 +78,26 @@ def test_secrets_reach_the_engine_only_in_its_own_form(serve_env, tmp_path, engi
     assert "auth: on" in result.stderr
 
 
+@pytest.mark.parametrize(("setting", "key", "serves"), [
+    ({}, None, True),  # a workstation: a key is up to you
+    ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1"}, None, False),  # SkyPilot's open port: the default requires one
+    ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1"}, API_KEY, True),
+    ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1", "REQUIRE_API_KEY": "false"}, None, True),  # opted out
+    ({"REQUIRE_API_KEY": "true"}, None, False),
+    ({"REQUIRE_API_KEY": "auto"}, None, True),
+])
+def test_api_key_policy(serve_env, setting, key, serves):
+    env = serve_env("vllm", **setting, **({"API_KEY": key} if key else {}))
+    result = run_cli([], env)
+    if serves:
+        assert result.returncode == 0, result.stderr
+        assert ("auth: on" if key else "auth: off") in result.stderr
+    else:
+        assert result.returncode == 11, result.stderr
+        assert result.stderr.startswith("error: API_KEY is not set, and ") and "REQUIRE_API_KEY=false" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_engine_exit_code_is_the_containers(serve_env):
     env = serve_env(FAKE_ENGINE_EXIT="3", API_KEY=API_KEY)
     result = run_cli([], env)
