@@ -184,3 +184,13 @@ def test_our_engine_vocabulary_matches_the_engine(engine, engine_envs):
     else:
         known = set(facts["speculative_methods"])
     assert set(ours.speculative_methods.values()) <= known
+
+
+def test_sglang_key_guards_v1_but_not_probes(engine_envs):
+    """sglang is not started here, so its own auth decision answers: with --api-key (which the contract
+    matrix above passes whenever API_KEY is set), /health and /metrics need no key and /v1 does."""
+    auth = parse_with_engine(engine_envs, "sglang", [])["facts"]["auth"]
+    assert auth == {"/health": {"without key": True, "with key": True},
+                    "/metrics": {"without key": True, "with key": True},
+                    "/v1/models": {"without key": False, "with key": True},
+                    "/v1/chat/completions": {"without key": False, "with key": True}}

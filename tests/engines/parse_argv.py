@@ -36,7 +36,19 @@ def sglang_facts(parser) -> dict:
 
     names = [name for name in dir(spec_info.SpeculativeAlgorithm) if name.isupper()]
     return {"quantization": sorted(actions["quantization"].choices), "speculative_algorithms": names,
-            "version": __import__("importlib.metadata").metadata.version("sglang")}
+            "version": __import__("importlib.metadata").metadata.version("sglang"), "auth": sglang_auth()}
+
+
+def sglang_auth() -> dict:
+    """What sglang's --api-key middleware decides for a GET without and with the key (its own pure function)."""
+    from sglang.srt.utils.auth import AuthLevel, decide_request_auth
+
+    def allowed(path: str, header) -> bool:
+        return decide_request_auth(method="GET", path=path, authorization_header=header, api_key="k",
+                                   admin_api_key=None, auth_level=AuthLevel.NORMAL).allowed
+
+    return {path: {"without key": allowed(path, None), "with key": allowed(path, "Bearer k")}
+            for path in ("/health", "/metrics", "/v1/models", "/v1/chat/completions")}
 
 
 def vllm_parser():
