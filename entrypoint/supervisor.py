@@ -161,8 +161,10 @@ class Supervisor:
                 return self._stop(child, f"no request for {self._minutes(now - last_active)} (IDLE_TIMEOUT_MIN)")
             if limit.max_run_seconds and now - started >= limit.max_run_seconds:
                 return self._stop(child, f"running for {self._minutes(now - started)} (MAX_RUN_HOURS)")
+            # Every second until the engine first answers, so time to ready is exact to a second.
+            wait = limit.poll_seconds if ready_at is not None else min(1.0, limit.poll_seconds)
             try:  # returns at once when the engine exits, or when a signal made us stop it
-                child.wait(timeout=limit.poll_seconds)
+                child.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 pass
 
