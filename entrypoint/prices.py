@@ -3,7 +3,7 @@
 A cost is only as good as its price. GPU_HOURLY_USD (what you actually pay) always wins; when this table is
 used instead, the supervisor says so at start-up and its price metric carries the source, so nobody takes
 an estimate for a bill. Each figure is the spot price of the GPU alone in GCP us-central1 (the VM's CPU
-and memory come on top: about 10% for an H100), from SkyPilot's catalog, which `sky show-gpus` reads:
+and memory come on top: about 12% for an H100), from SkyPilot's catalog, which `sky show-gpus` reads:
 skypilot-org/skypilot-catalog, catalogs/v7/gcp/vms.csv at commit 017e2502, rows with an empty
 InstanceType and AcceleratorCount 1 (H200 is sold in eights: its 8-GPU price / 8). GPUs GCP does not
 sell, or sells without a spot price in that region, have no row. To update: read the same rows again and
