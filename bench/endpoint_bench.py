@@ -43,7 +43,7 @@ class RequestTiming:
 
     @property
     def gaps(self) -> list[float]:
-        return [later - earlier for earlier, later in zip(self.token_times, self.token_times[1:])]
+        return [later - earlier for earlier, later in zip(self.token_times, self.token_times[1:], strict=False)]
 
     @property
     def latency(self) -> float:
@@ -83,9 +83,14 @@ def run_bench(client: openai.OpenAI, model: str, concurrency: int, requests: int
         nonlocal failures
         timing = RequestTiming(start=time.perf_counter())
         try:
-            stream = client.completions.create(model=model, prompt=PROMPTS[index % len(PROMPTS)],
-                                               max_tokens=max_tokens, temperature=0, stream=True,
-                                               extra_body={"ignore_eos": True})
+            stream = client.completions.create(
+                model=model,
+                prompt=PROMPTS[index % len(PROMPTS)],
+                max_tokens=max_tokens,
+                temperature=0,
+                stream=True,
+                extra_body={"ignore_eos": True},
+            )
             for chunk in stream:
                 if chunk.choices and chunk.choices[0].text:
                     timing.token_times.append(time.perf_counter())
@@ -100,25 +105,33 @@ def run_bench(client: openai.OpenAI, model: str, concurrency: int, requests: int
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, range(requests)))
-    return BenchResult(timings=timings, wall_seconds=time.perf_counter() - started, concurrency=concurrency,
-                       failures=failures)
+    return BenchResult(
+        timings=timings, wall_seconds=time.perf_counter() - started, concurrency=concurrency, failures=failures
+    )
 
 
 def table(result: BenchResult) -> str:
     ttft = [t.ttft * 1000 for t in result.timings]
     itl = [gap * 1000 for t in result.timings for gap in t.gaps]
     latency = [t.latency for t in result.timings]
-    rows = [("TTFT (ms)", ttft, ".1f"), ("inter-token latency (ms)", itl, ".1f"),
-            ("request latency (s)", latency, ".2f")]
+    rows = [
+        ("TTFT (ms)", ttft, ".1f"),
+        ("inter-token latency (ms)", itl, ".1f"),
+        ("request latency (s)", latency, ".2f"),
+    ]
     lines = ["| metric | p50 | p90 | p99 | mean |", "|---|---|---|---|---|"]
     for name, values, spec in rows:
         mean = statistics.fmean(values) if values else float("nan")
-        cells = [format(value, spec) for value in (percentile(values, 50), percentile(values, 90),
-                                                    percentile(values, 99), mean)]
+        cells = [
+            format(value, spec)
+            for value in (percentile(values, 50), percentile(values, 90), percentile(values, 99), mean)
+        ]
         lines.append(f"| {name} | {' | '.join(cells)} |")
-    lines.append(f"| throughput | {result.tokens_per_second:.1f} output tokens/s over {result.wall_seconds:.1f} s, "
-                 f"{len(result.timings)} requests at concurrency {result.concurrency}, {result.failures} failed "
-                 "| | | |")
+    lines.append(
+        f"| throughput | {result.tokens_per_second:.1f} output tokens/s over {result.wall_seconds:.1f} s, "
+        f"{len(result.timings)} requests at concurrency {result.concurrency}, {result.failures} failed "
+        "| | | |"
+    )
     return "\n".join(lines)
 
 
@@ -129,18 +142,22 @@ def plot(result: BenchResult, path: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    series = [([t.ttft * 1000 for t in result.timings], "time to first token (ms)"),
-              ([g * 1000 for t in result.timings for g in t.gaps], "inter-token latency (ms)"),
-              ([t.latency for t in result.timings], "request latency (s)")]
-    for axis, (values, title) in zip(axes, series):
+    series = [
+        ([t.ttft * 1000 for t in result.timings], "time to first token (ms)"),
+        ([g * 1000 for t in result.timings for g in t.gaps], "inter-token latency (ms)"),
+        ([t.latency for t in result.timings], "request latency (s)"),
+    ]
+    for axis, (values, title) in zip(axes, series, strict=True):
         axis.hist(values, bins=30, color="#3b75af")
         for q, style in ((50, "-"), (90, "--"), (99, ":")):
             axis.axvline(percentile(values, q), color="#c44e52", linestyle=style, label=f"p{q}")
         axis.set_title(title)
         axis.set_ylabel("count")
         axis.legend()
-    figure.suptitle(f"{result.tokens_per_second:.1f} output tokens/s, concurrency {result.concurrency}, "
-                    f"{len(result.timings)} requests")
+    figure.suptitle(
+        f"{result.tokens_per_second:.1f} output tokens/s, concurrency {result.concurrency}, "
+        f"{len(result.timings)} requests"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -158,8 +175,13 @@ def main() -> None:
     parser.add_argument("--png", help="write the distributions here")
     args = parser.parse_args()
     verify = ssl.create_default_context(cafile=args.cacert) if args.cacert else True
-    client = openai.OpenAI(base_url=f"{args.url.rstrip('/')}/v1", api_key=args.api_key, max_retries=0,
-                           timeout=600, http_client=openai.DefaultHttpxClient(verify=verify))
+    client = openai.OpenAI(
+        base_url=f"{args.url.rstrip('/')}/v1",
+        api_key=args.api_key,
+        max_retries=0,
+        timeout=600,
+        http_client=openai.DefaultHttpxClient(verify=verify),
+    )
     result = run_bench(client, args.model, args.concurrency, args.requests, args.max_tokens)
     print(table(result))
     if args.png:

@@ -1,6 +1,6 @@
 """Benchmark: plan time and Hub request count for a 163-shard model (DeepSeek-V3 layout).
 
-    .venv/bin/python bench/plan_bench.py [--runs 5]
+    .venv/bin/python -m bench.plan_bench [--runs 5]    (from the repository root)
 
 Builds the header-only checkpoint, then times `python -m entrypoint plan --json`
 (a whole process, as pipelines call it) from the local folder and through a
@@ -14,19 +14,15 @@ import argparse
 import logging
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+from pytest_httpserver import HTTPServer
 
-from pytest_httpserver import HTTPServer  # noqa: E402
-
-import modelgen  # noqa: E402
-from conftest import clean_env, run_cli  # noqa: E402
-from fakehub import FakeHub  # noqa: E402
+from tests.support import modelgen
+from tests.support.cli import clean_env, run_cli
+from tests.support.fakehub import FakeHub
 
 MODEL, REPO, ACCELERATORS = "DeepSeek-V3", "deepseek-ai/DeepSeek-V3", "H200:8"
 
@@ -50,8 +46,9 @@ def main() -> None:
         tmp_path = Path(tmp)
         folder = modelgen.build(MODEL, tmp_path / "models")
         shards = len(list(folder.glob("*.safetensors")))
-        rows = [("local folder", timed(clean_env(tmp_path, TARGET_MODEL=str(folder), ACCELERATORS=ACCELERATORS),
-                                       runs), 0)]
+        rows = [
+            ("local folder", timed(clean_env(tmp_path, TARGET_MODEL=str(folder), ACCELERATORS=ACCELERATORS), runs), 0)
+        ]
         server = HTTPServer(host="127.0.0.1", port=0)
         server.start()
         try:
@@ -59,12 +56,19 @@ def main() -> None:
             hub.add(REPO, folder)
             server.expect_request(re.compile(".*")).respond_with_handler(hub.handle)
             endpoint = server.url_for("").rstrip("/")
-            for label, one_request in (("fake Hub, one-request headers", True),
-                                       ("fake Hub, one read per shard", False)):
+            for label, one_request in (
+                ("fake Hub, one-request headers", True),
+                ("fake Hub, one read per shard", False),
+            ):
                 hub.one_request_headers = one_request
                 hub.requests.clear()
-                env = clean_env(tmp_path / label.replace(" ", "_"), TARGET_MODEL=REPO, ACCELERATORS=ACCELERATORS,
-                                HF_ENDPOINT=endpoint, HF_HUB_DISABLE_XET="1")
+                env = clean_env(
+                    tmp_path / label.replace(" ", "_"),
+                    TARGET_MODEL=REPO,
+                    ACCELERATORS=ACCELERATORS,
+                    HF_ENDPOINT=endpoint,
+                    HF_HUB_DISABLE_XET="1",
+                )
                 times = timed(env, runs)
                 rows.append((label, times, len(hub.requests) // runs))
         finally:

@@ -38,8 +38,9 @@ def free_port() -> int:
 def time_to_health(argv: list[str], env: dict[str, str], port: int, log: Path) -> float:
     started = time.monotonic()
     with open(log, "wb") as handle:
-        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         while True:
             if process.poll() is not None:
@@ -67,19 +68,37 @@ def main() -> None:
     python = str(vllm_env / "bin" / "python")
     work = Path(tempfile.mkdtemp(prefix="serve-start-"))
     model = work / "tiny"
-    subprocess.run([python, str(ROOT / "tests" / "engines" / "make_tiny_model.py"), str(model)], check=True,
-                   capture_output=True)
-    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "HF_HOME": str(work / "hf"),
-            "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "TARGET_MODEL": str(model), "ENGINE": "vllm",
-            "ACCELERATORS": "cpu", "MEM_FRACTION": "0.1", "MAX_MODEL_LEN": "1024"}
+    subprocess.run(
+        [python, str(ROOT / "tests" / "engines" / "make_tiny_model.py"), str(model)], check=True, capture_output=True
+    )
+    base = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(work),
+        "HF_HOME": str(work / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+        "TARGET_MODEL": str(model),
+        "ENGINE": "vllm",
+        "ACCELERATORS": "cpu",
+        "MEM_FRACTION": "0.1",
+        "MAX_MODEL_LEN": "1024",
+    }
     rows = []
     warm_port = free_port()
     time_to_health([python, "-m", "entrypoint"], {**base, "PORT": str(warm_port)}, warm_port, work / "warmup.log")
     for run in range(args.runs):
         port = free_port()
         env = {**base, "PORT": str(port)}
-        plan = json.loads(subprocess.run([python, "-m", "entrypoint", "plan", "--json"], env=env, cwd=ROOT,
-                                         capture_output=True, text=True, check=True).stdout)
+        plan = json.loads(
+            subprocess.run(
+                [python, "-m", "entrypoint", "plan", "--json"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         direct_env = {**env, **plan["engine_env"]}
         through = time_to_health([python, "-m", "entrypoint"], env, port, work / f"entrypoint-{run}.log")
         direct = time_to_health(plan["argv"], direct_env, port, work / f"direct-{run}.log")
@@ -87,8 +106,10 @@ def main() -> None:
         print(f"run {run + 1}: entrypoint {through:.1f} s, direct {direct:.1f} s, ratio {through / direct:.2f}")
     through = sum(row[0] for row in rows) / len(rows)
     direct = sum(row[1] for row in rows) / len(rows)
-    print(f"\n| start to /health 200 | seconds |\n|---|---|\n| python -m entrypoint | {through:.1f} |\n"
-          f"| api_server directly | {direct:.1f} |\n| ratio | {through / direct:.2f} |")
+    print(
+        f"\n| start to /health 200 | seconds |\n|---|---|\n| python -m entrypoint | {through:.1f} |\n"
+        f"| api_server directly | {direct:.1f} |\n| ratio | {through / direct:.2f} |"
+    )
     sys.stdout.flush()
 
 

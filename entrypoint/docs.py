@@ -1,7 +1,7 @@
 """Render the README's generated tables from the code that defines them.
 
-    python -m entrypoint.docs          # rewrite README.md in place
-    python -m entrypoint.docs --check  # exit 1 when README.md is stale (CI)
+python -m entrypoint.docs          # rewrite README.md in place
+python -m entrypoint.docs --check  # exit 1 when README.md is stale (CI)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import all_error_classes
+from .errors import OTHER_EXIT_CODES, all_error_classes
 from .settings import SETTINGS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -20,15 +20,18 @@ def settings_table() -> str:
     rows = ["| Variable | Default | Example | Meaning |", "|---|---|---|---|"]
     for setting in SETTINGS:
         default = "**required**" if setting.required else (f"`{setting.default}`" if setting.default else "—")
-        meaning = setting.help + (" Secret: also read from `{0}_FILE`, never printed.".format(setting.name)
-                                  if setting.secret else "")
+        meaning = setting.help + (
+            f" Secret: also read from `{setting.name}_FILE`, never printed." if setting.secret else ""
+        )
         rows.append(f"| `{setting.name}` | {default} | `{setting.example}` | {meaning} |")
     return "\n".join(rows)
 
 
 def exit_codes_table() -> str:
     rows = ["| Exit code | Error | When |", "|---|---|---|"]
-    rows += [f"| {cls.exit_code} | `{cls.__name__}` | {cls.summary} |" for cls in all_error_classes()]
+    entries = [(cls.exit_code, f"`{cls.__name__}`", cls.summary) for cls in all_error_classes()]
+    entries += list(OTHER_EXIT_CODES)
+    rows += [f"| {code} | {name} | {summary} |" for code, name, summary in sorted(entries)]
     return "\n".join(rows)
 
 
@@ -38,9 +41,10 @@ SECTIONS = {"settings": settings_table, "exit-codes": exit_codes_table}
 def render(text: str) -> str:
     for name, build in SECTIONS.items():
         pattern = re.compile(rf"(<!-- {name}:begin -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
-        if not pattern.search(text):
+        match = pattern.search(text)
+        if not match:
             raise SystemExit(f"README.md lacks the <!-- {name}:begin --> / <!-- {name}:end --> markers")
-        text = pattern.sub(lambda match: match.group(1) + build() + "\n" + match.group(2), text)
+        text = text[: match.start()] + match.group(1) + build() + "\n" + match.group(2) + text[match.end() :]
     return text
 
 

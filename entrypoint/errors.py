@@ -1,10 +1,11 @@
 """Errors meant for people, each with its own exit code.
 
 Every failure a user can cause or meet ends as one of these: `cli.main` prints
-`error: <what>` and `hint: <how to fix>` on two lines and exits with the class's
-code. Codes are distinct per kind of failure so that scripts and orchestrators
-can tell "fix your settings" from "the Hub is down" without parsing text.
-The table in README.md ("Exit codes") is generated from `EXIT_CODES`.
+one line, `error: <what>; <how to fix>`, and exits with the class's code.
+Codes are distinct per kind of failure so that scripts and orchestrators can
+tell "fix your settings" from "the Hub is down" without parsing text. The
+table in README.md ("Exit codes") is generated from the classes here and from
+`OTHER_EXIT_CODES`, the statuses the supervisor gives that are not errors of ours.
 """
 
 from __future__ import annotations
@@ -107,11 +108,6 @@ class EngineMissingError(EntrypointError):
     summary = "the engine's program is not installed in this image"
 
 
-class EngineFailedError(EntrypointError):
-    exit_code = 51
-    summary = "the engine exited during start-up (supervised mode; an exec'd engine exits with its own code)"
-
-
 # Container arguments: a command that is not ours and cannot be run (the shell's code).
 class CommandNotFoundError(EntrypointError):
     exit_code = 127
@@ -129,4 +125,15 @@ def all_error_classes() -> list[type[EntrypointError]]:
     return sorted(found, key=lambda cls: cls.exit_code)
 
 
+# Supervised mode (docs/adr/0011) passes the engine's own status on (128+N when signal N killed it), except:
+ENGINE_EXITED_UNASKED = 51
+OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
+    (0, "(supervised) stopped", "IDLE_TIMEOUT_MIN or MAX_RUN_HOURS stopped the engine, or SIGTERM did: a clean stop"),
+    (
+        ENGINE_EXITED_UNASKED,
+        "(supervised) engine exited",
+        "the engine exited with status 0 although nobody asked "
+        "it to stop; a failure for the orchestrator to restart (an exec'd engine exits with its own code)",
+    ),
+)
 EXIT_CODES = {cls.__name__: cls.exit_code for cls in all_error_classes()}

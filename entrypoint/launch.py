@@ -1,9 +1,9 @@
-"""From a plan to a running engine: argv, child environment, logging, exec.
+"""From settings to a running engine: the plan's inputs, the API-key policy, argv, environment, exec.
 
-`serve_request` and `engine_command` are pure; `exec_engine` is the edge that
-replaces this process with the engine, so the engine is the container's main
-process and receives SIGTERM directly (docs/adr/0007). Everything printed goes
-through `redact`, which hides secret values wherever they appear.
+`plan_for` gathers what the planner needs from the edges (hardware.resolve, model.source) and calls the pure
+planner; `engine_command` and `prepare` are pure; `exec_engine` replaces this process with the engine, so the
+engine is the container's main process and receives SIGTERM directly (docs/adr/0007). Everything printed
+goes through `redact`, which hides secret values wherever they appear.
 """
 
 from __future__ import annotations
@@ -12,13 +12,18 @@ import importlib.util
 import os
 import shlex
 import sys
-from dataclasses import dataclass
-from typing import Mapping, Sequence, TextIO
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TextIO
 
-from . import cluster
+from . import redact
 from .engines.base import Command, Engine, ServeRequest
-from .errors import EngineMissingError, RemovedFlagError, SettingError
-from .plan import Plan
+from .errors import EngineMissingError, MissingSettingError, NoSafetensorsError, RemovedFlagError, SettingError
+from .hardware import cluster
+from .hardware.resolve import resolve as resolve_hardware
+from .model.info import ModelInfo
+from .model.source import read_model
+from .plan import Plan, make_plan
 from .settings import SETTINGS, Settings
 
 # Our own secret variables: the engine gets what it needs in its own form
@@ -33,6 +38,110 @@ class Launch:
     secrets: tuple[str, ...]  # values to hide in anything printed
     auth: bool  # clients must send API_KEY
     tls: bool
+
+
+# ---------------------------------------------------------------- before planning
+
+
+def key_required_because(settings: Settings) -> str | None:
+    """Why serving needs API_KEY, or None. The default policy (auto): under SkyPilot, whose ports are public."""
+    if settings.require_api_key == "auto":
+        return "this runs under SkyPilot (REQUIRE_API_KEY=auto)" if settings.skypilot_task_id else None
+    return "REQUIRE_API_KEY=true" if settings.require_api_key else None
+
+
+def require_api_key(settings: Settings) -> None:
+    """Refuse to open an endpoint without a key where the policy asks for one."""
+    why = key_required_because(settings)
+    if why and not settings.api_key:
+        raise MissingSettingError(
+            f"API_KEY is not set, and {why}: this endpoint would be open to anyone who can reach its port",
+            "pass a key (sky launch ... --secret API_KEY=$(openssl rand -hex 24)), or opt out "
+            "explicitly with REQUIRE_API_KEY=false",
+        )
+
+
+def require_engine(engine: Engine) -> None:
+    # find_spec locates the package without importing it (and without torch).
+    if importlib.util.find_spec(engine.package) is None:
+        raise EngineMissingError(
+            f"ENGINE={engine.name} but the {engine.package} package is not installed for {sys.executable}",
+            f"run the {engine.name} image (Dockerfile.{engine.name}), or set ENGINE to the engine this image has",
+        )
+
+
+def extra_args(settings: Settings) -> list[str]:
+    if not settings.extra_args:
+        return []
+    try:
+        return shlex.split(settings.extra_args)
+    except ValueError as exc:
+        raise SettingError(
+            f"EXTRA_ARGS cannot be split like a shell would: {exc}",
+            "for example EXTRA_ARGS='--enable-prefix-caching --max-num-seqs 64'",
+        ) from None
+
+
+def check_removed_flags(engine: Engine, args: Sequence[str], source: str) -> None:
+    """Refuse flags the pinned engine no longer has, naming what replaced them."""
+    for arg in args:
+        if not arg.startswith("--"):
+            continue
+        flag = arg.split("=", 1)[0].replace("_", "-")  # vLLM accepts both spellings
+        if flag in engine.removed_flags:
+            raise RemovedFlagError(
+                f"{source} has {flag}, which {engine.name} no longer accepts", f"instead: {engine.removed_flags[flag]}"
+            )
+
+
+def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[str]) -> list[str]:
+    """EXTRA_ARGS split, after refusing removed flags there and in the container arguments.
+
+    Cheap, so `serve` runs it before planning: a typo should not wait for a download.
+    """
+    extra = extra_args(settings)
+    check_removed_flags(engine, extra, "EXTRA_ARGS")
+    check_removed_flags(engine, user_args, "the container arguments")
+    return extra
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_for(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> tuple[Plan, ModelInfo]:
+    """GPUs, then config.json and safetensors headers (target, then draft), then the plan."""
+    hardware = resolve_hardware(settings, engine, environ)
+    _quiet_hub_progress()
+    offline = settings.hf_hub_offline
+    model = read_model(settings.target_model, settings.hf_revision, settings.hf_token, offline=offline)
+    draft, notes = _read_draft(settings, offline)
+    plan = make_plan(settings, hardware, model, engine, draft)
+    return replace(plan, warnings=plan.warnings + tuple(notes)), model
+
+
+def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, list[str]]:
+    if not (settings.spec_enabled and settings.spec_draft_model):
+        return None, []
+    try:
+        return read_model(settings.spec_draft_model, None, settings.hf_token, offline=offline), []
+    except NoSafetensorsError:
+        # Many EAGLE heads ship only pytorch_model.bin; the engine loads them fine.
+        return None, [
+            f"SPEC_DRAFT_MODEL={settings.spec_draft_model} has no safetensors headers to read, so its "
+            "memory is not counted in this plan; leave headroom with MEM_FRACTION."
+        ]
+
+
+def _quiet_hub_progress() -> None:
+    # Progress bars would interleave with `plan --json` consumers' stderr parsing.
+    try:
+        from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    disable_progress_bars()
+
+
+# ---------------------------------------------------------------- the command
 
 
 def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
@@ -59,91 +168,47 @@ def default_served_name(target_model: str) -> str:
     return os.path.basename(target_model.rstrip("/")) or target_model
 
 
-def extra_args(settings: Settings) -> list[str]:
-    if not settings.extra_args:
-        return []
-    try:
-        return shlex.split(settings.extra_args)
-    except ValueError as exc:
-        raise SettingError(f"EXTRA_ARGS cannot be split like a shell would: {exc}",
-                           "for example EXTRA_ARGS='--enable-prefix-caching --max-num-seqs 64'") from None
-
-
-def check_removed_flags(engine: Engine, args: Sequence[str], source: str) -> None:
-    """Refuse flags the pinned engine no longer has, naming what replaced them."""
-    for arg in args:
-        if not arg.startswith("--"):
-            continue
-        flag = arg.split("=", 1)[0].replace("_", "-")  # vLLM accepts both spellings
-        if flag in engine.removed_flags:
-            raise RemovedFlagError(f"{source} has {flag}, which {engine.name} no longer accepts",
-                                   f"instead: {engine.removed_flags[flag]}")
-
-
-def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[str]) -> list[str]:
-    """EXTRA_ARGS split, after refusing removed flags there and in the container arguments.
-
-    Cheap, so `serve` runs it before planning: a typo should not wait for a download.
-    """
-    extra = extra_args(settings)
-    check_removed_flags(engine, extra, "EXTRA_ARGS")
-    check_removed_flags(engine, user_args, "the container arguments")
-    return extra
-
-
-def engine_command(engine: Engine, settings: Settings, plan: Plan, user_args: Sequence[str] = (),
-                   python: str = "python3") -> Command:
+def engine_command(
+    engine: Engine, settings: Settings, plan: Plan, user_args: Sequence[str] = (), python: str = "python3"
+) -> Command:
     """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins)."""
     extra = checked_extra_args(engine, settings, user_args)
     command = engine.build(serve_request(settings, plan, python))
     return Command(argv=command.argv + tuple(extra) + tuple(user_args), env=command.env)
 
 
-def prepare(engine: Engine, settings: Settings, plan: Plan, environ: Mapping[str, str],
-            user_args: Sequence[str] = (), python: str | None = None) -> Launch:
+def prepare(
+    engine: Engine,
+    settings: Settings,
+    plan: Plan,
+    environ: Mapping[str, str],
+    user_args: Sequence[str] = (),
+    python: str | None = None,
+) -> Launch:
     command = engine_command(engine, settings, plan, user_args, python or sys.executable)
     env = {name: value for name, value in environ.items() if name not in _PRIVATE_VARIABLES}
     if settings.hf_token:
         env["HF_TOKEN"] = settings.hf_token  # also when it came from HF_TOKEN_FILE
     env.update(command.env)
-    secrets = tuple(value for value in (settings.api_key, settings.hf_token) if value)
-    return Launch(command=command, env=env, secrets=secrets, auth=bool(settings.api_key),
-                  tls=bool(settings.tls_cert_file))
-
-
-def redact(argv: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str]) -> list[str]:
-    """argv safe to print: values of secret flags and any secret value become ***."""
-    shown: list[str] = []
-    hide_next = False
-    for arg in argv:
-        flag, has_value, _ = arg.partition("=")
-        if hide_next:
-            shown.append("***")
-        elif has_value and flag in secret_flags:
-            shown.append(f"{flag}=***")
-        else:
-            shown.append(redact_text(arg, secrets))
-        hide_next = arg in secret_flags
-    return shown
-
-
-def redact_text(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return Launch(
+        command=command,
+        env=env,
+        secrets=settings.secret_values(),
+        auth=bool(settings.api_key),
+        tls=bool(settings.tls_cert_file),
+    )
 
 
 def shown_argv(launch: Launch, engine: Engine) -> list[str]:
-    return redact(launch.command.argv, launch.secrets, engine.secret_flags)
+    return redact.argv(launch.command.argv, launch.secrets, engine.secret_flags)
 
 
-def require_engine(engine: Engine) -> None:
-    # find_spec locates the package without importing it (and without torch).
-    if importlib.util.find_spec(engine.package) is None:
-        raise EngineMissingError(
-            f"ENGINE={engine.name} but the {engine.package} package is not installed for {sys.executable}",
-            f"run the {engine.name} image (Dockerfile.{engine.name}), or set ENGINE to the engine this image has")
+def shown_env(launch: Launch) -> dict[str, str]:
+    """What the engine's environment gains, secrets as ***."""
+    return {name: redact.text(value, launch.secrets) for name, value in launch.command.env.items()}
+
+
+# ---------------------------------------------------------------- exec
 
 
 def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
@@ -153,14 +218,19 @@ def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
     try:
         os.execve(argv[0], argv, dict(launch.env))
     except OSError as exc:
-        raise EngineMissingError(f"cannot start {argv[0]}: {exc.strerror}",
-                                 "the image's Python is missing or not executable; rebuild the image") from None
+        raise EngineMissingError(
+            f"cannot start {argv[0]}: {exc.strerror}",
+            "the image's Python is missing or not executable; rebuild the image",
+        ) from None
 
 
 def announce(launch: Launch, engine: Engine, log: TextIO, verb: str = "exec") -> None:
     """Whether auth and TLS are on, and the exact command (secrets as ***): `exec` or, supervised, `start`."""
-    auth = ("on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
-            if launch.auth else "off: anyone who can reach the port can use it")
+    auth = (
+        "on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
+        if launch.auth
+        else "off: anyone who can reach the port can use it"
+    )
     print(f"auth: {auth}", file=log)
     tls = "on: HTTPS with TLS_CERT_FILE" if launch.tls else "off: plain HTTP (set TLS_CERT_FILE and TLS_KEY_FILE)"
     print(f"tls: {tls}", file=log)

@@ -13,25 +13,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import quantization
 from .engines.base import Engine
-from .errors import DoesNotFitError, SettingError, UnsupportedByEngineError
-from .gpu_catalog import GPUS
-from .gpus import Hardware
+from .errors import DoesNotFitError, SettingError
+from .hardware.catalog import GPUS, GpuSpec
+from .hardware.types import Hardware
+from .model import kv
+from .model.info import ModelInfo
 from .model.shape import ModelShape
-from .model.source import ModelInfo
 from .model.weights import RUNTIME_DTYPE_BYTES, WeightEstimate, estimate
-from .settings import Settings
-from .speculative import Speculation, resolve as resolve_speculation
+from .speculative import Speculation
+from .speculative import resolve as resolve_speculation
+from .units import GIB, gib
 
-GIB = 1024**3
+if TYPE_CHECKING:  # pure: the settings module is the configuration edge
+    from .settings import Settings
+
 GPU_RESERVE_BYTES = 2 * GIB  # activations at the default prefill chunk, CUDA graphs, NCCL buffers
 CPU_RESERVE_BYTES = GIB // 2
 MIN_CONTEXT = 4096  # below this an automatic context is not worth serving
 CONTEXT_STEP = 1024  # automatic contexts are rounded down to a multiple of this
-FP8_NATIVE = (8, 9)  # Ada / Hopper and newer compute FP8 natively
-_FP8_METHODS = {"fp8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel", "w8a8_fp8"}
+GPUS_PER_NODE = 8  # the most GPUs one machine has; more are planned as several nodes
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Plan:
     ep: int
     nodes: int
     gpu_count: int
-    gpu_name: str
+    gpu_name: str  # as detected (nvidia-smi) or given (ACCELERATORS)
     gpu_memory_bytes: int
     max_model_len: int
     dtype: str
@@ -67,6 +71,7 @@ class Plan:
     on_cpu: bool = False
     speculative: Speculation | None = None
     draft_weight_bytes: int = 0
+    gpu_catalog_name: str | None = None  # the GPU as ACCELERATORS spells it; None for CPU, MIG, unknown GPUs
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,30 +103,16 @@ class _Sizing:
     def weights_per_gpu(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Weights on one GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
         expert_split = expert_split or tp
-        return math.ceil(self.weights.dense_bytes / (tp * pp) + self.weights.expert_bytes / (expert_split * pp)
-                         + self.draft_bytes / tp)
-
-    def kv_per_layer_token(self, tp: int) -> int:
-        shape = self.shape
-        if shape.is_mla:  # the compressed latent is replicated on every TP rank
-            return (shape.kv_lora_rank + shape.qk_rope_head_dim) * self.kv_dtype_bytes
-        heads = max(1, shape.kv_heads // tp)  # fewer KV heads than ranks: replicated
-        return 2 * heads * shape.head_dim * self.kv_dtype_bytes
+        return math.ceil(
+            self.weights.dense_bytes / (tp * pp)
+            + self.weights.expert_bytes / (expert_split * pp)
+            + self.draft_bytes / tp
+        )
 
     def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Longest single sequence whose KV cache fits next to the weights."""
         available = self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
-        if available <= 0:
-            return 0
-        per_layer = self.kv_per_layer_token(tp)
-        full = math.ceil(self.shape.full_attention_layers / pp) * per_layer
-        sliding = math.ceil(self.shape.sliding_layers / pp) * per_layer
-        window = self.shape.sliding_window
-        if sliding == 0:
-            return available // full
-        if available <= (full + sliding) * window:
-            return available // (full + sliding)
-        return 10**9 if full == 0 else (available - sliding * window) // full
+        return kv.longest_sequence(self.shape, available, tp, pp, self.kv_dtype_bytes)
 
 
 @dataclass(frozen=True)
@@ -131,18 +122,21 @@ class _Layout:
     context: int
 
 
-def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: Engine,
-              draft: ModelInfo | None = None) -> Plan:
+def make_plan(
+    settings: Settings, hardware: Hardware, model: ModelInfo, engine: Engine, draft: ModelInfo | None = None
+) -> Plan:
     """`draft` is the speculative draft model's headers, when SPEC_DRAFT_MODEL names one."""
     shape = model.shape
     reasons: list[str] = []
     warnings: list[str] = list(hardware.notes)
     speculation = speculation_for(settings, shape, engine)
     if not speculation and (settings.spec_method or settings.spec_draft_model or settings.spec_num_tokens):
-        warnings.append("SPEC_METHOD, SPEC_DRAFT_MODEL or SPEC_NUM_TOKENS is set but SPEC_ENABLED is not true, "
-                        "so speculative decoding stays off.")
+        warnings.append(
+            "SPEC_METHOD, SPEC_DRAFT_MODEL or SPEC_NUM_TOKENS is set but SPEC_ENABLED is not true, "
+            "so speculative decoding stays off."
+        )
     dtype = _runtime_dtype(settings.dtype, shape, reasons)
-    quantization, online_fp8 = _quantization(settings.quantization, shape, hardware, engine, reasons)
+    method, online_fp8 = quantization.choose(settings.quantization, shape, hardware, engine, reasons)
     weights = estimate(model.weights, dtype, online_fp8)
     draft_bytes = estimate(draft.weights, dtype).total_bytes if draft and speculation else 0
     sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, RUNTIME_DTYPE_BYTES[dtype], draft_bytes)
@@ -155,8 +149,10 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
     reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing)]
     reasons.append(_explain_tp(sizing, layout))
     if pp > 1:
-        reasons.append(f"pp={pp}: no tensor-parallel size within one node holds the model, so layers are split "
-                       f"into {pp} pipeline stages.")
+        reasons.append(
+            f"pp={pp}: no tensor-parallel size within one node holds the model, so layers are split "
+            f"into {pp} pipeline stages."
+        )
     reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
     if speculation:
         reasons.append(_explain_speculation(speculation, draft_bytes, tp))
@@ -165,9 +161,11 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
     expert_split = ep if ep > 1 else tp
     kv_tokens = sizing.context_capacity(tp, pp, expert_split)
     if settings.mem_fraction > 0.9 and not hardware.is_cpu:
-        warnings.append(f"MEM_FRACTION={settings.mem_fraction} leaves only "
-                        f"{_gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
-                        "engine's budget; long prompts or large batches may run out of memory.")
+        warnings.append(
+            f"MEM_FRACTION={settings.mem_fraction} leaves only "
+            f"{gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
+            "engine's budget; long prompts or large batches may run out of memory."
+        )
     reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, warnings))
     weights_per_gpu = sizing.weights_per_gpu(tp, pp, expert_split)
     memory = MemoryPerGpu(
@@ -178,22 +176,40 @@ def make_plan(settings: Settings, hardware: Hardware, model: ModelInfo, engine: 
         kv_tokens=kv_tokens,
     )
     return Plan(
-        engine=engine.name, model=model.name, tp=tp, pp=pp, dp=dp, ep=ep, nodes=hardware.nodes,
-        gpu_count=hardware.total_count, gpu_name=hardware.name, gpu_memory_bytes=hardware.memory_bytes,
-        max_model_len=layout.context, dtype=dtype, quantization=quantization, weight_bytes=weights.total_bytes,
-        kv_bytes_per_token=sizing.kv_per_layer_token(1) * shape.layers, memory_per_gpu=memory,
-        reasons=tuple(reasons), warnings=tuple(warnings), mem_fraction=settings.mem_fraction, on_cpu=hardware.is_cpu,
+        engine=engine.name,
+        model=model.name,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        ep=ep,
+        nodes=hardware.nodes,
+        gpu_count=hardware.total_count,
+        gpu_name=hardware.name,
+        gpu_memory_bytes=hardware.memory_bytes,
+        max_model_len=layout.context,
+        dtype=dtype,
+        quantization=method,
+        weight_bytes=weights.total_bytes,
+        kv_bytes_per_token=kv.bytes_per_token(shape, sizing.kv_dtype_bytes),
+        memory_per_gpu=memory,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        mem_fraction=settings.mem_fraction,
+        on_cpu=hardware.is_cpu,
         speculative=speculation,
         draft_weight_bytes=draft_bytes,
+        gpu_catalog_name=hardware.spec.name if hardware.spec else None,
     )
 
 
 def speculation_for(settings: Settings, shape: ModelShape, engine: Engine) -> Speculation | None:
-    return resolve_speculation(settings.spec_enabled, settings.spec_method, settings.spec_draft_model,
-                               settings.spec_num_tokens, shape, engine)
+    return resolve_speculation(
+        settings.spec_enabled, settings.spec_method, settings.spec_draft_model, settings.spec_num_tokens, shape, engine
+    )
 
 
-# ---------------------------------------------------------------- dtype and quantization
+# ---------------------------------------------------------------- dtype
+
 
 def _runtime_dtype(requested: str, shape: ModelShape, reasons: list[str]) -> str:
     if requested != "auto":
@@ -207,63 +223,16 @@ def _runtime_dtype(requested: str, shape: ModelShape, reasons: list[str]) -> str
     return dtype
 
 
-def _quantization(requested: str | None, shape: ModelShape, hardware: Hardware, engine: Engine,
-                  reasons: list[str]) -> tuple[str | None, bool]:
-    """Validate QUANTIZATION; returns (method, online_fp8)."""
-    stored = shape.quantization.method if shape.quantization else None
-    if requested in engine.removed_quantization:
-        raise UnsupportedByEngineError(f"QUANTIZATION={requested} is not accepted by {engine.name}",
-                                       engine.removed_quantization[requested])
-    if requested and requested not in engine.quantization_methods:
-        raise SettingError(f"QUANTIZATION={requested!r} is not a {engine.name} quantization method",
-                           f"for example QUANTIZATION=fp8; {engine.name} accepts: "
-                           + ", ".join(sorted(engine.quantization_methods)))
-    if requested and stored and requested != stored and requested not in engine.compatible_quantization.get(
-            stored, frozenset()):
-        raise SettingError(f"QUANTIZATION={requested} cannot load this checkpoint, which is already {stored}",
-                           "unset QUANTIZATION to use the checkpoint's own quantization")
-    method = requested or stored
-    online_fp8 = bool(requested in _FP8_METHODS and not stored)
-    if method in _FP8_METHODS:
-        _check_fp8(hardware, engine, reasons)
-    if online_fp8:
-        reasons.append(f"quantization={requested}: linear weights are quantized to FP8 at load time, "
-                       "halving their 16-bit size.")
-    elif stored:
-        details = f" ({shape.quantization.details})" if shape.quantization.details else ""
-        reasons.append(f"quantization={stored}{details}: read from the checkpoint's quantization_config.")
-    return method, online_fp8
-
-
-def _check_fp8(hardware: Hardware, engine: Engine, reasons: list[str]) -> None:
-    capability = _capability(hardware.capability)
-    if hardware.is_cpu or capability is None:
-        return  # AMD MI300-class (gfx942) has native FP8; unknown capability: the engine decides
-    if capability >= FP8_NATIVE:
-        return
-    shown = ".".join(map(str, capability))
-    if capability < engine.fp8_min_capability:
-        minimum = ".".join(map(str, engine.fp8_min_capability))
-        raise UnsupportedByEngineError(
-            f"FP8 needs compute capability {minimum}+ in {engine.name}; {hardware.name} has {shown}",
-            "use a 16-bit checkpoint without QUANTIZATION, an awq/gptq checkpoint, or newer GPUs (L4, L40S, H100)")
-    reasons.append(f"fp8 on {hardware.name} (compute capability {shown} < 8.9): no native FP8 compute, so "
-                   f"{engine.name} runs weight-only FP8 through Marlin kernels: memory halves, speed does not improve.")
-
-
-def _capability(text: str) -> tuple[int, int] | None:
-    major, _, minor = text.partition(".")
-    return (int(major), int(minor or 0)) if major.isdigit() else None
-
-
 # ---------------------------------------------------------------- layout search
+
 
 def _target_context(requested: int | None, shape: ModelShape, reasons: list[str]) -> tuple[int, bool]:
     if requested is not None:
         if shape.max_position and requested > shape.max_position:
             raise SettingError(
                 f"MAX_MODEL_LEN={requested} is longer than the model's maximum of {shape.max_position} tokens",
-                f"for example MAX_MODEL_LEN={shape.max_position}")
+                f"for example MAX_MODEL_LEN={shape.max_position}",
+            )
         return requested, True
     if not shape.max_position:
         reasons.append(f"config.json gives no maximum context; planning {MIN_CONTEXT} tokens.")
@@ -289,10 +258,16 @@ def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
     sizes = valid_tensor_parallel_sizes(sizing.shape, hardware.count, hardware.mig or hardware.is_cpu)
     if hardware.nodes > 1:
         # Across nodes: TP inside a node (NVLink), PP across nodes (docs/adr/0005).
-        stages = [(sizes[-1], pp) for pp in range(hardware.nodes, hardware.total_count // sizes[-1] + 1, hardware.nodes)]
+        stages = [
+            (sizes[-1], pp) for pp in range(hardware.nodes, hardware.total_count // sizes[-1] + 1, hardware.nodes)
+        ]
     else:
-        stages = [(tp, pp) for pp in range(1, hardware.total_count + 1) for tp in sizes
-                  if tp * pp <= hardware.total_count and (pp == 1 or tp == sizes[-1])]
+        stages = [
+            (tp, pp)
+            for pp in range(1, hardware.total_count + 1)
+            for tp in sizes
+            if tp * pp <= hardware.total_count and (pp == 1 or tp == sizes[-1])
+        ]
     floor = min(MIN_CONTEXT, target)
     for pp in sorted({pp for _, pp in stages}):
         candidates = [tp for tp, stage_pp in stages if stage_pp == pp]
@@ -312,100 +287,157 @@ def _expert_parallel(shape: ModelShape, tp: int, dp: int, engine: Engine, reason
         return 1
     ep = engine.expert_parallel_size(tp, dp)
     if shape.experts % ep:
-        reasons.append(f"ep=1: {shape.experts} experts do not split evenly over {ep} GPUs; experts are "
-                       "tensor-parallel instead.")
+        reasons.append(
+            f"ep=1: {shape.experts} experts do not split evenly over {ep} GPUs; experts are tensor-parallel instead."
+        )
         return 1
-    reasons.append(f"ep={ep}: {shape.experts} experts ({shape.experts_per_token} active per token) are spread "
-                   f"{shape.experts // ep} per GPU instead of slicing every expert {tp} ways.")
+    reasons.append(
+        f"ep={ep}: {shape.experts} experts ({shape.experts_per_token} active per token) are spread "
+        f"{shape.experts // ep} per GPU instead of slicing every expert {tp} ways."
+    )
     return ep
 
 
 # ---------------------------------------------------------------- when nothing fits
 
-def _does_not_fit(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo,
-                  engine: Engine) -> DoesNotFitError:
+
+def _does_not_fit(
+    sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo, engine: Engine
+) -> DoesNotFitError:
     hardware = sizing.hardware
-    message = (f"{model.name} needs {_gib(sizing.weights.total_bytes)} of weights plus KV cache for "
-               f"{target if explicit else min(MIN_CONTEXT, target)} tokens; {hardware.total_count}x "
-               f"{hardware.name} at MEM_FRACTION={settings.mem_fraction} give {_gib(sizing.budget)} per GPU")
+    message = (
+        f"{model.name} needs {gib(sizing.weights.total_bytes)} of weights plus KV cache for "
+        f"{target if explicit else min(MIN_CONTEXT, target)} tokens; {hardware.total_count}x "
+        f"{hardware.name} at MEM_FRACTION={settings.mem_fraction} give {gib(sizing.budget)} per GPU"
+    )
     fixes = _fixes(sizing, target, explicit, settings, model, engine)
-    return DoesNotFitError(message, "try " + "; or ".join(fixes) if fixes else
-                           "no GPU in the catalog holds it; use a quantized checkpoint")
+    return DoesNotFitError(
+        message, "try " + "; or ".join(fixes) if fixes else "no GPU in the catalog holds it; use a quantized checkpoint"
+    )
 
 
-def _fixes(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo,
-           engine: Engine) -> list[str]:
+def _fixes(
+    sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo, engine: Engine
+) -> list[str]:
+    """Settings that would make it fit, each re-planned before it is named; GPUs by their catalogue name."""
     hardware = sizing.hardware
+    spec = hardware.spec
     fixes = []
-    for count in (1, 2, 4, 8, 16, 32, 64):
-        if count > hardware.total_count and _fits(sizing, target, explicit, count=count):
-            fixes.append(f"ACCELERATORS={hardware.name}:{count} (the fewest {hardware.name} GPUs that hold it)")
-            break
-    stored = model.shape.quantization
-    if not stored and not settings.quantization and not hardware.is_cpu:
-        capability = _capability(hardware.capability)
-        if capability is None or capability >= engine.fp8_min_capability:
-            fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
-            if _fits(sizing, target, explicit, weights=fp8):
-                fixes.append(f"QUANTIZATION=fp8 (weights shrink to {_gib(fp8.total_bytes)})")
-    family = hardware.name.split("-")[0]
-    # The same GPU family with more memory first (A100 -> A100-80GB), then the smallest that works.
-    for spec in sorted(GPUS, key=lambda spec: (not spec.name.startswith(family), spec.memory_mib)):
-        # A bigger GPU is only worth naming if it serves the full context.
-        if spec.memory_bytes > hardware.memory_bytes and _fits(sizing, target, True, memory=spec.memory_bytes):
-            fixes.append(f"ACCELERATORS={spec.name}:{hardware.total_count}")
-            break
+    more = _fewest_gpus(sizing, target, explicit) if spec else None
+    if spec and more:
+        fixes.append(_accelerators_hint(spec, more, f"the fewest {spec.name} GPUs that hold it"))
+    if not model.shape.quantization and not settings.quantization and quantization.fp8_possible(hardware, engine):
+        fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
+        if _fits(sizing, target, explicit, weights=fp8):
+            fixes.append(f"QUANTIZATION=fp8 (weights shrink to {gib(fp8.total_bytes)})")
+    bigger = _bigger_gpu(sizing, target, spec)
+    if bigger:
+        fixes.append(_accelerators_hint(bigger, hardware.total_count, ""))
     if settings.mem_fraction < 0.95 and _fits(sizing, MIN_CONTEXT, True, mem_fraction=0.95):
-        fixes.append(f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={MIN_CONTEXT} (little headroom: expect "
-                     "out-of-memory under load)")
+        fixes.append(
+            f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={MIN_CONTEXT} (little headroom: expect out-of-memory under load)"
+        )
     return fixes
 
 
-def _fits(sizing: _Sizing, target: int, explicit: bool, count: int | None = None, weights: WeightEstimate | None = None,
-          memory: int | None = None, mem_fraction: float | None = None) -> bool:
+def _fewest_gpus(sizing: _Sizing, target: int, explicit: bool) -> int | None:
+    for count in (1, 2, 4, 8, 16, 32, 64):
+        if count > sizing.hardware.total_count and _fits(sizing, target, explicit, count=count):
+            return count
+    return None
+
+
+def _bigger_gpu(sizing: _Sizing, target: int, spec: GpuSpec | None) -> GpuSpec | None:
+    """The same family with more memory first (A100 -> A100-80GB), then the smallest of the vendor that works.
+
+    A bigger GPU is only worth naming if it serves the full context. Without a catalogue row (a GPU the
+    catalogue lacks, a MIG slice) the vendor is taken to be NVIDIA, whose tools detected it.
+    """
+    family = spec.name.split("-")[0] if spec else None
+    vendor = spec.vendor if spec else "nvidia"
+    candidates = [row for row in GPUS if row.vendor == vendor and row.memory_bytes > sizing.hardware.memory_bytes]
+    for row in sorted(candidates, key=lambda row: (row.name.split("-")[0] != family, row.memory_mib)):
+        if _fits(sizing, target, True, memory=row.memory_bytes):
+            return row
+    return None
+
+
+def _accelerators_hint(spec: GpuSpec, count: int, why: str) -> str:
+    """ACCELERATORS as SkyPilot spells it, per node: past GPUS_PER_NODE, as that many nodes of a full one."""
+    if count <= GPUS_PER_NODE:
+        return f"ACCELERATORS={spec.name}:{count}" + (f" ({why})" if why else "")
+    nodes = count // GPUS_PER_NODE
+    return (
+        f"{nodes} nodes of ACCELERATORS={spec.name}:{GPUS_PER_NODE} ({count} GPUs{', ' + why if why else ''}; "
+        f"skypilot/multinode.yaml with --num-nodes {nodes})"
+    )
+
+
+def _fits(
+    sizing: _Sizing,
+    target: int,
+    explicit: bool,
+    count: int | None = None,
+    weights: WeightEstimate | None = None,
+    memory: int | None = None,
+    mem_fraction: float | None = None,
+) -> bool:
     hardware = sizing.hardware
     if count is not None:
-        per_node = min(count, 8)
+        per_node = min(count, GPUS_PER_NODE)
         hardware = replace(hardware, count=per_node, nodes=max(1, count // per_node))
     if memory is not None:
         hardware = replace(hardware, memory_bytes=memory)
-    variant = replace(sizing, hardware=hardware, weights=weights or sizing.weights,
-                      mem_fraction=mem_fraction or sizing.mem_fraction)
+    variant = replace(
+        sizing, hardware=hardware, weights=weights or sizing.weights, mem_fraction=mem_fraction or sizing.mem_fraction
+    )
     return _search(variant, target, explicit) is not None
 
 
 # ---------------------------------------------------------------- explanations
 
-def _gib(size: int) -> str:
-    return f"{size / GIB:.1f} GiB"
-
 
 def _describe_model(model: ModelInfo, weights: WeightEstimate) -> str:
     shape = model.shape
-    attention = (f"MLA (latent {shape.kv_lora_rank}+{shape.qk_rope_head_dim})" if shape.is_mla else
-                 f"{shape.attention_heads} heads / {shape.kv_heads} KV heads, head_dim {shape.head_dim}")
+    attention = (
+        f"MLA (latent {shape.kv_lora_rank}+{shape.qk_rope_head_dim})"
+        if shape.is_mla
+        else f"{shape.attention_heads} heads / {shape.kv_heads} KV heads, head_dim {shape.head_dim}"
+    )
     moe = f", MoE {shape.experts} experts ({shape.experts_per_token} active)" if shape.is_moe else ""
-    window = (f", sliding window {shape.sliding_window} on {shape.sliding_layers} of {shape.layers} layers"
-              if shape.sliding_layers else "")
-    return (f"model: {model.name} ({shape.architecture}), {shape.layers} layers, {attention}{moe}{window}; "
-            f"{_gib(weights.total_bytes)} of weights from {model.shards} safetensors header(s) ({model.location}).")
+    window = (
+        f", sliding window {shape.sliding_window} on {shape.sliding_layers} of {shape.layers} layers"
+        if shape.sliding_layers
+        else ""
+    )
+    return (
+        f"model: {model.name} ({shape.architecture}), {shape.layers} layers, {attention}{moe}{window}; "
+        f"{gib(weights.total_bytes)} of weights from {model.shards} safetensors header(s) ({model.location})."
+    )
 
 
 def _describe_hardware(sizing: _Sizing) -> str:
     hardware = sizing.hardware
     nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
-    return (f"hardware: {hardware.count}x {hardware.name}{nodes}, {_gib(hardware.memory_bytes)} each "
-            f"({hardware.source}); MEM_FRACTION={sizing.mem_fraction} leaves {_gib(sizing.budget)} per device, "
-            f"{_gib(sizing.reserve)} of it reserved for activations"
-            f"{'' if hardware.is_cpu else ' and CUDA graphs'}.")
+    return (
+        f"hardware: {hardware.count}x {hardware.name}{nodes}, {gib(hardware.memory_bytes)} each "
+        f"({hardware.source}); MEM_FRACTION={sizing.mem_fraction} leaves {gib(sizing.budget)} per device, "
+        f"{gib(sizing.reserve)} of it reserved for activations"
+        f"{'' if hardware.is_cpu else ' and CUDA graphs'}."
+    )
 
 
 def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
     tp, pp = layout.tp, layout.pp
     smaller = [size for size in valid_tensor_parallel_sizes(sizing.shape, tp) if size < tp]
-    why = "; ".join(f"TP={size} would need {_gib(sizing.weights_per_gpu(size, pp))} of weights per GPU"
-                    f" and leave room for {sizing.context_capacity(size, pp)} tokens" for size in smaller)
-    heads = f"it divides the {sizing.shape.attention_heads} attention heads and suits the {sizing.shape.kv_heads} KV heads"
+    why = "; ".join(
+        f"TP={size} would need {gib(sizing.weights_per_gpu(size, pp))} of weights per GPU"
+        f" and leave room for {sizing.context_capacity(size, pp)} tokens"
+        for size in smaller
+    )
+    heads = (
+        f"it divides the {sizing.shape.attention_heads} attention heads and suits the {sizing.shape.kv_heads} KV heads"
+    )
     return f"tp={tp}: {heads}" + (f"; {why}." if why else "; the smallest size that fits.")
 
 
@@ -419,11 +451,17 @@ def _explain_dp(hardware: Hardware, tp: int, pp: int, dp: int, warnings: list[st
 
 
 def _explain_speculation(speculation: Speculation, draft_bytes: int, tp: int) -> str:
-    tokens = (f"{speculation.num_tokens} draft tokens per step" if speculation.num_tokens
-              else "the engine's default number of draft tokens")
+    tokens = (
+        f"{speculation.num_tokens} draft tokens per step"
+        if speculation.num_tokens
+        else "the engine's default number of draft tokens"
+    )
     if speculation.draft_model:
-        draft = (f"draft {speculation.draft_model} adds {_gib(math.ceil(draft_bytes / tp))} of weights per GPU"
-                 if draft_bytes else f"draft {speculation.draft_model}")
+        draft = (
+            f"draft {speculation.draft_model} adds {gib(math.ceil(draft_bytes / tp))} of weights per GPU"
+            if draft_bytes
+            else f"draft {speculation.draft_model}"
+        )
     else:
         draft = "no draft weights"
     return f"speculative decoding: {speculation.method}, {tokens}; {draft}."
@@ -434,10 +472,14 @@ def _explain_context(context: int, target: int, explicit: bool, kv_tokens: int, 
         source = "set by MAX_MODEL_LEN"
     elif context < target:
         source = f"the model allows {target} but only {context} fit next to the weights"
-        warnings.append(f"context reduced to {context} tokens (model maximum {target}); add GPUs or quantize "
-                        "for more, or set MAX_MODEL_LEN")
+        warnings.append(
+            f"context reduced to {context} tokens (model maximum {target}); add GPUs or quantize "
+            "for more, or set MAX_MODEL_LEN"
+        )
     else:
         source = "the model's maximum"
     sequences = kv_tokens // context if context else 0
-    return (f"max_model_len={context}: {source}; the KV cache holds about {kv_tokens} tokens per replica "
-            f"({sequences} sequence(s) at full length).")
+    return (
+        f"max_model_len={context}: {source}; the KV cache holds about {kv_tokens} tokens per replica "
+        f"({sequences} sequence(s) at full length)."
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .plan import GIB, Plan
+from .plan import Plan
+from .units import GIB
 
 
 def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
@@ -16,9 +17,15 @@ def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
 
 def as_table(plan: Plan) -> str:
     memory = plan.memory_per_gpu
-    devices = (("CPU", f"host memory {plan.gpu_memory_bytes / GIB:.1f} GiB") if plan.on_cpu else
-               ("GPUs", f"{plan.gpu_count}x {plan.gpu_name}, {plan.gpu_memory_bytes / GIB:.1f} GiB each"
-                        + (f", {plan.nodes} nodes" if plan.nodes > 1 else "")))
+    devices = (
+        ("CPU", f"host memory {plan.gpu_memory_bytes / GIB:.1f} GiB")
+        if plan.on_cpu
+        else (
+            "GPUs",
+            f"{plan.gpu_count}x {plan.gpu_name}, {plan.gpu_memory_bytes / GIB:.1f} GiB each"
+            + (f", {plan.nodes} nodes" if plan.nodes > 1 else ""),
+        )
+    )
     rows = [
         ("engine", plan.engine),
         ("model", plan.model),
@@ -32,17 +39,29 @@ def as_table(plan: Plan) -> str:
     ]
     if plan.speculative:
         spec = plan.speculative
-        rows.append(("speculative", f"{spec.method}" + (f" with {spec.draft_model}" if spec.draft_model else "")
-                     + (f", {spec.num_tokens} tokens" if spec.num_tokens else "")))
+        rows.append(
+            (
+                "speculative",
+                f"{spec.method}"
+                + (f" with {spec.draft_model}" if spec.draft_model else "")
+                + (f", {spec.num_tokens} tokens" if spec.num_tokens else ""),
+            )
+        )
     lines = ["plan"] + [f"  {name:<14}{value}" for name, value in rows]
     lines += ["", "memory (CPU)" if plan.on_cpu else "memory per GPU"]
-    lines += [f"  {name:<14}{size / GIB:>8.1f} GiB{note}" for name, size, note in (
-        ("usable", memory.budget_bytes, "  (MEM_FRACTION of host memory)" if plan.on_cpu else
-         "  (MEM_FRACTION of the GPU)"),
-        ("weights", memory.weight_bytes, ""),
-        ("reserve", memory.reserve_bytes, "  (activations)" if plan.on_cpu else "  (activations, CUDA graphs)"),
-        ("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"),
-    )]
+    lines += [
+        f"  {name:<14}{size / GIB:>8.1f} GiB{note}"
+        for name, size, note in (
+            (
+                "usable",
+                memory.budget_bytes,
+                "  (MEM_FRACTION of host memory)" if plan.on_cpu else "  (MEM_FRACTION of the GPU)",
+            ),
+            ("weights", memory.weight_bytes, ""),
+            ("reserve", memory.reserve_bytes, "  (activations)" if plan.on_cpu else "  (activations, CUDA graphs)"),
+            ("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"),
+        )
+    ]
     lines += ["", "why"] + [f"  - {reason}" for reason in plan.reasons]
     if plan.warnings:
         lines += ["", "warnings"] + [f"  ! {warning}" for warning in plan.warnings]

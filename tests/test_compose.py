@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TESTS, pinned_version
 from entrypoint import __version__
 from entrypoint.settings import SETTINGS
+from tests.support.cli import pinned_version
+from tests.support.paths import ROOT, TESTS
 
 COMPOSE = Path(sys.executable).parent / "docker-compose"
 BROKEN = TESTS / "fixtures" / "broken"
@@ -20,8 +21,14 @@ KNOWN_VARIABLES = {s.name for s in SETTINGS} | {f"{s.name}_FILE" for s in SETTIN
 
 def compose(path: Path, *args: str) -> subprocess.CompletedProcess:
     # The secret files need not exist for `config`; the profiles select the services.
-    return subprocess.run([str(COMPOSE), "-f", str(path), "--profile", "*", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}, timeout=60)
+    return subprocess.run(
+        [str(COMPOSE), "-f", str(path), "--profile", "*", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+        timeout=60,
+    )
 
 
 def normalised(path: Path) -> dict:
@@ -47,11 +54,15 @@ def test_compose_config_is_valid_and_complete():
     services = config["services"]
     assert set(services) == {"sglang", "vllm", "vllm-cpu"}
     assert {name: service["profiles"] for name, service in services.items()} == {
-        "sglang": ["sglang"], "vllm": ["vllm"], "vllm-cpu": ["cpu"]}
-    for name, service in services.items():
+        "sglang": ["sglang"],
+        "vllm": ["vllm"],
+        "vllm-cpu": ["cpu"],
+    }
+    for service in services.values():
         assert service["ports"] == [{"mode": "ingress", "target": 8000, "published": "8000", "protocol": "tcp"}]
-        assert {"type": "volume", "source": "hf-cache", "target": "/root/.cache/huggingface"}.items() <= \
-            service["volumes"][0].items()
+        assert {"type": "volume", "source": "hf-cache", "target": "/root/.cache/huggingface"}.items() <= service[
+            "volumes"
+        ][0].items()
         assert service["environment"]["HF_TOKEN_FILE"] == "/run/secrets/hf_token"
         assert service["environment"]["API_KEY_FILE"] == "/run/secrets/api_key"
         assert [secret["source"] for secret in service["secrets"]] == ["hf_token", "api_key"]
@@ -82,26 +93,38 @@ def test_image_tags_follow_the_scheme():
 
 def test_settings_come_from_the_shell():
     env = {"PATH": "/usr/bin:/bin", "TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "PORT": "9000"}
-    result = subprocess.run([str(COMPOSE), "-f", "compose.yaml", "--profile", "vllm", "config", "--format", "json"],
-                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    result = subprocess.run(
+        [str(COMPOSE), "-f", "compose.yaml", "--profile", "vllm", "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     service = json.loads(result.stdout)["services"]["vllm"]
     assert service["environment"]["TARGET_MODEL"] == "meta-llama/Llama-3.1-8B-Instruct"
     assert service["ports"][0]["published"] == "9000" and service["ports"][0]["target"] == 8000
 
 
-@pytest.mark.parametrize(("broken", "error"), [
-    ("compose-typo.yaml", "healtcheck"),
-    ("compose-capabilities.yaml", "capabilities must be a array"),
-    ("compose-undeclared-volume.yaml", "undefined volume hf-cache"),
-])
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        ("compose-typo.yaml", "healtcheck"),
+        ("compose-capabilities.yaml", "capabilities must be a array"),
+        ("compose-undeclared-volume.yaml", "undefined volume hf-cache"),
+    ],
+)
 def test_compose_rejects_broken_copies(broken, error):
     result = compose(BROKEN / broken, "config", "--quiet")
     assert result.returncode != 0 and error in result.stderr
 
 
-@pytest.mark.parametrize(("broken", "problem"), [
-    ("compose-token-in-yaml.yaml", "a secret is written into compose.yaml"),
-    ("compose-unknown-setting.yaml", "MAX_MODE_LEN"),
-])
+@pytest.mark.parametrize(
+    ("broken", "problem"),
+    [
+        ("compose-token-in-yaml.yaml", "a secret is written into compose.yaml"),
+        ("compose-unknown-setting.yaml", "MAX_MODE_LEN"),
+    ],
+)
 def test_our_checks_reject_what_compose_accepts(broken, problem):
     assert any(problem in found for found in problems(normalised(BROKEN / broken)))

@@ -10,51 +10,49 @@ is rejected, misspelt or lands on the wrong option fails here.
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
-from conftest import TESTS
 from entrypoint import launch
 from entrypoint.engines import ENGINES
 from entrypoint.errors import EntrypointError, RemovedFlagError
-from entrypoint.gpu_catalog import parse_accelerators
-from entrypoint.gpus import from_accelerators
-from entrypoint.model.source import read_model
-from entrypoint.plan import make_plan
-from entrypoint.settings import load
+from tests.support.planning import plan_env
 
-PARSE_SCRIPT = TESTS / "engines" / "parse_argv.py"
-MODELS = ["Llama-3.1-8B-Instruct", "Qwen3-30B-A3B", "DeepSeek-V2-Lite-Chat", "Qwen2.5-7B-Instruct-AWQ",
-          "Mixtral-8x7B-Instruct-v0.1"]
+pytestmark = pytest.mark.engines
+
+MODELS = [
+    "Llama-3.1-8B-Instruct",
+    "Qwen3-30B-A3B",
+    "DeepSeek-V2-Lite-Chat",
+    "Qwen2.5-7B-Instruct-AWQ",
+    "Mixtral-8x7B-Instruct-v0.1",
+]
 ACCELERATORS = ["H100:1", "H100:8", "A100-80GB:4"]
 QUANTIZATION = [None, "fp8"]
 SPECULATIVE = [None, ("eagle3", "draft"), ("ngram", None), ("EAGLE", "draft")]
 API_KEYS = [None, "sk-contract-0123456789"]
-EXTRA_ARGS = {"sglang": ["", "--max-running-requests 64 --chunked-prefill-size 4096"],
-              "vllm": ["", "--max-num-seqs 64 --enable-prefix-caching"]}
-OPTIONS = [{}, {"TRUST_REMOTE_CODE": "true", "HF_REVISION": "v1.0", "SERVED_MODEL_NAME": "chat",
-                "SPEC_NUM_TOKENS": "4", "PORT": "9000", "MAX_MODEL_LEN": "4096", "MEM_FRACTION": "0.9",
-                # Any readable file will do for parsing; the end-to-end test serves a real certificate.
-                "TLS_CERT_FILE": __file__, "TLS_KEY_FILE": __file__, "LOG_REQUESTS": "true",
-                "SHUTDOWN_TIMEOUT": "45"}]
-
-
-def parse_with_engine(engine_envs: dict[str, Path], engine: str, argvs: list[list[str]]) -> dict:
-    """The engine's parser on each argv (what follows `python -m <module>`)."""
-    request = json.dumps({"engine": engine, "argvs": argvs})
-    result = subprocess.run([str(engine_envs[engine] / "bin" / "python"), str(PARSE_SCRIPT)], input=request,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
-
-
-@lru_cache(maxsize=None)
-def model_info(folder: str):
-    return read_model(folder)
+EXTRA_ARGS = {
+    "sglang": ["", "--max-running-requests 64 --chunked-prefill-size 4096"],
+    "vllm": ["", "--max-num-seqs 64 --enable-prefix-caching"],
+}
+OPTIONS = [
+    {},
+    {
+        "TRUST_REMOTE_CODE": "true",
+        "HF_REVISION": "v1.0",
+        "SERVED_MODEL_NAME": "chat",
+        "SPEC_NUM_TOKENS": "4",
+        "PORT": "9000",
+        "MAX_MODEL_LEN": "4096",
+        "MEM_FRACTION": "0.9",
+        # Any readable file will do for parsing; the end-to-end test serves a real certificate.
+        "TLS_CERT_FILE": __file__,
+        "TLS_KEY_FILE": __file__,
+        "LOG_REQUESTS": "true",
+        "SHUTDOWN_TIMEOUT": "45",
+    },
+]
 
 
 def matrix(engine: str, models) -> list[tuple[dict, object, object]]:
@@ -62,7 +60,8 @@ def matrix(engine: str, models) -> list[tuple[dict, object, object]]:
     cases = []
     refused = 0
     for name, accel, quant, spec, key, extra, options in itertools.product(
-            MODELS, ACCELERATORS, QUANTIZATION, SPECULATIVE, API_KEYS, EXTRA_ARGS[engine], OPTIONS):
+        MODELS, ACCELERATORS, QUANTIZATION, SPECULATIVE, API_KEYS, EXTRA_ARGS[engine], OPTIONS
+    ):
         env = {"TARGET_MODEL": str(models(name)), "ENGINE": engine, "ACCELERATORS": accel, **options}
         if quant:
             env["QUANTIZATION"] = quant
@@ -75,10 +74,7 @@ def matrix(engine: str, models) -> list[tuple[dict, object, object]]:
         if extra:
             env["EXTRA_ARGS"] = extra
         try:
-            settings = load(env)
-            hardware = from_accelerators(parse_accelerators(accel))
-            draft = model_info(env["SPEC_DRAFT_MODEL"]) if "SPEC_DRAFT_MODEL" in env else None
-            plan = make_plan(settings, hardware, model_info(env["TARGET_MODEL"]), ENGINES[engine], draft)
+            settings, plan = plan_env(env)
         except EntrypointError:
             refused += 1  # e.g. fp8 over an AWQ checkpoint, or 4096 tokens that do not fit
             continue
@@ -91,20 +87,36 @@ def matrix(engine: str, models) -> list[tuple[dict, object, object]]:
 def expected_sglang(env: dict, plan) -> dict:
     spec = plan.speculative
     expected = {
-        "model_path": env["TARGET_MODEL"], "served_model_name": env.get("SERVED_MODEL_NAME") or
-        Path(env["TARGET_MODEL"]).name, "host": "0.0.0.0", "port": int(env.get("PORT", 8000)),
-        "tp_size": plan.tp, "pp_size": plan.pp, "dp_size": plan.dp, "ep_size": plan.ep,
-        "context_length": plan.max_model_len, "dtype": plan.dtype, "mem_fraction_static": plan.mem_fraction,
-        "quantization": env.get("QUANTIZATION"), "revision": env.get("HF_REVISION"),
-        "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true", "api_key": env.get("API_KEY"),
-        "enable_metrics": True, "ssl_certfile": env.get("TLS_CERT_FILE"), "ssl_keyfile": env.get("TLS_KEY_FILE"),
+        "model_path": env["TARGET_MODEL"],
+        "served_model_name": env.get("SERVED_MODEL_NAME") or Path(env["TARGET_MODEL"]).name,
+        "host": "0.0.0.0",
+        "port": int(env.get("PORT", 8000)),
+        "tp_size": plan.tp,
+        "pp_size": plan.pp,
+        "dp_size": plan.dp,
+        "ep_size": plan.ep,
+        "context_length": plan.max_model_len,
+        "dtype": plan.dtype,
+        "mem_fraction_static": plan.mem_fraction,
+        "quantization": env.get("QUANTIZATION"),
+        "revision": env.get("HF_REVISION"),
+        "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true",
+        "api_key": env.get("API_KEY"),
+        "enable_metrics": True,
+        "ssl_certfile": env.get("TLS_CERT_FILE"),
+        "ssl_keyfile": env.get("TLS_KEY_FILE"),
         "log_requests": env.get("LOG_REQUESTS") == "true",
-        "speculative_algorithm": {"eagle3": "EAGLE3", "eagle": "EAGLE", "ngram": "NGRAM"}[spec.method] if spec else None,
+        "speculative_algorithm": {"eagle3": "EAGLE3", "eagle": "EAGLE", "ngram": "NGRAM"}[spec.method]
+        if spec
+        else None,
         "speculative_draft_model_path": spec.draft_model if spec else None,
     }
     if spec and spec.num_tokens:
-        expected.update(speculative_num_steps=spec.num_tokens, speculative_eagle_topk=1,
-                        speculative_num_draft_tokens=spec.num_tokens + 1)
+        expected.update(
+            speculative_num_steps=spec.num_tokens,
+            speculative_eagle_topk=1,
+            speculative_num_draft_tokens=spec.num_tokens + 1,
+        )
     if env.get("EXTRA_ARGS"):
         expected.update(max_running_requests=64, chunked_prefill_size=4096)
     return expected
@@ -118,16 +130,25 @@ def expected_vllm(env: dict, plan) -> dict:
         if spec.draft_model:
             spec_config["model"] = spec.draft_model
     expected = {
-        "model": env["TARGET_MODEL"], "served_model_name": [env.get("SERVED_MODEL_NAME") or
-                                                             Path(env["TARGET_MODEL"]).name],
-        "host": "0.0.0.0", "port": int(env.get("PORT", 8000)), "tensor_parallel_size": plan.tp,
-        "pipeline_parallel_size": plan.pp, "data_parallel_size": plan.dp,
-        "enable_expert_parallel": plan.ep > 1, "max_model_len": plan.max_model_len, "dtype": plan.dtype,
-        "gpu_memory_utilization": plan.mem_fraction, "quantization": env.get("QUANTIZATION"),
-        "revision": env.get("HF_REVISION"), "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true",
+        "model": env["TARGET_MODEL"],
+        "served_model_name": [env.get("SERVED_MODEL_NAME") or Path(env["TARGET_MODEL"]).name],
+        "host": "0.0.0.0",
+        "port": int(env.get("PORT", 8000)),
+        "tensor_parallel_size": plan.tp,
+        "pipeline_parallel_size": plan.pp,
+        "data_parallel_size": plan.dp,
+        "enable_expert_parallel": plan.ep > 1,
+        "max_model_len": plan.max_model_len,
+        "dtype": plan.dtype,
+        "gpu_memory_utilization": plan.mem_fraction,
+        "quantization": env.get("QUANTIZATION"),
+        "revision": env.get("HF_REVISION"),
+        "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true",
         "api_key": None,  # never on argv: VLLM_API_KEY in the child's environment
-        "speculative_config": spec_config, "ssl_certfile": env.get("TLS_CERT_FILE"),
-        "ssl_keyfile": env.get("TLS_KEY_FILE"), "enable_log_requests": env.get("LOG_REQUESTS") == "true",
+        "speculative_config": spec_config,
+        "ssl_certfile": env.get("TLS_CERT_FILE"),
+        "ssl_keyfile": env.get("TLS_KEY_FILE"),
+        "enable_log_requests": env.get("LOG_REQUESTS") == "true",
         "shutdown_timeout": int(env.get("SHUTDOWN_TIMEOUT", 30)),
     }
     if env.get("EXTRA_ARGS"):
@@ -139,14 +160,17 @@ EXPECTED = {"sglang": expected_sglang, "vllm": expected_vllm}
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
-def test_every_argv_in_the_matrix_parses_to_the_plan(engine, engine_envs, models):
+def test_every_argv_in_the_matrix_parses_to_the_plan(engine, engine_parser, models):
     cases = matrix(engine, models)
     argvs = [list(command.argv[3:]) for _, _, command in cases]  # drop `python3 -m <module>`
-    parsed = parse_with_engine(engine_envs, engine, argvs)
-    rejected = [(" ".join(argv), result["error"]) for argv, result in zip(argvs, parsed["results"])
-                if not result["ok"]]
+    parsed = engine_parser(engine, argvs)
+    rejected = [
+        (" ".join(argv), result["error"])
+        for argv, result in zip(argvs, parsed["results"], strict=True)
+        if not result["ok"]
+    ]
     assert not rejected, f"{len(rejected)} of {len(argvs)} rejected by {engine}, e.g. {rejected[:3]}"
-    for (env, plan, command), result in zip(cases, parsed["results"]):
+    for (env, plan, command), result in zip(cases, parsed["results"], strict=True):
         expected = EXPECTED[engine](env, plan)
         got = {key: result["args"][key] for key in expected}
         assert got == expected, " ".join(command.argv)
@@ -160,13 +184,13 @@ def test_every_argv_in_the_matrix_parses_to_the_plan(engine, engine_envs, models
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
-def test_removed_flags_are_refused_by_us_and_by_the_engine(engine, engine_envs):
+def test_removed_flags_are_refused_by_us_and_by_the_engine(engine, engine_parser):
     """Our table of removed flags is true of the pinned engine: its parser rejects each one too."""
     flags = sorted(ENGINES[engine].removed_flags)
     model_flag = {"sglang": "--model-path", "vllm": "--model"}[engine]
     argvs = [[model_flag, "m", *tail] for flag in flags for tail in ([flag], [flag, "1"])]
-    parsed = parse_with_engine(engine_envs, engine, argvs)
-    accepted = [" ".join(argv[2:]) for argv, result in zip(argvs, parsed["results"]) if result["ok"]]
+    parsed = engine_parser(engine, argvs)
+    accepted = [" ".join(argv[2:]) for argv, result in zip(argvs, parsed["results"], strict=True) if result["ok"]]
     assert not accepted, f"{engine} still accepts: {accepted}"
     for flag in flags:
         with pytest.raises(RemovedFlagError, match=flag):
@@ -174,8 +198,8 @@ def test_removed_flags_are_refused_by_us_and_by_the_engine(engine, engine_envs):
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
-def test_our_engine_vocabulary_matches_the_engine(engine, engine_envs):
-    facts = parse_with_engine(engine_envs, engine, [])["facts"]
+def test_our_engine_vocabulary_matches_the_engine(engine, engine_parser):
+    facts = engine_parser(engine, [])["facts"]
     ours = ENGINES[engine]
     assert sorted(ours.quantization_methods) == facts["quantization"]
     assert not set(ours.removed_quantization) & set(facts["quantization"])
@@ -186,11 +210,13 @@ def test_our_engine_vocabulary_matches_the_engine(engine, engine_envs):
     assert set(ours.speculative_methods.values()) <= known
 
 
-def test_sglang_key_guards_v1_but_not_probes(engine_envs):
+def test_sglang_key_guards_v1_but_not_probes(engine_parser):
     """sglang is not started here, so its own auth decision answers: with --api-key (which the contract
     matrix above passes whenever API_KEY is set), /health and /metrics need no key and /v1 does."""
-    auth = parse_with_engine(engine_envs, "sglang", [])["facts"]["auth"]
-    assert auth == {"/health": {"without key": True, "with key": True},
-                    "/metrics": {"without key": True, "with key": True},
-                    "/v1/models": {"without key": False, "with key": True},
-                    "/v1/chat/completions": {"without key": False, "with key": True}}
+    auth = engine_parser("sglang", [])["facts"]["auth"]
+    assert auth == {
+        "/health": {"without key": True, "with key": True},
+        "/metrics": {"without key": True, "with key": True},
+        "/v1/models": {"without key": False, "with key": True},
+        "/v1/chat/completions": {"without key": False, "with key": True},
+    }

@@ -11,13 +11,8 @@ import os
 
 import pytest
 
-from conftest import TESTS
-from entrypoint import launch
-from entrypoint.engines import ENGINES
-from entrypoint.gpus import from_accelerators
-from entrypoint.model.source import read_model
-from entrypoint.plan import make_plan
-from entrypoint.settings import load
+from tests.support.paths import TESTS
+from tests.support.planning import command_env
 
 GOLDEN = TESTS / "golden"
 DRAFT = "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B"
@@ -25,20 +20,42 @@ DRAFT = "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B"
 # name -> (fixture model, the repo id users type, settings)
 CONFIGURATIONS = {
     "qwen2.5-7b-a100": ("Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct", {"ACCELERATORS": "A100:1"}),
-    "mixtral-8x7b-a100-80gb-2": ("Mixtral-8x7B-Instruct-v0.1", "mistralai/Mixtral-8x7B-Instruct-v0.1",
-                                 {"ACCELERATORS": "A100-80GB:2"}),
+    "mixtral-8x7b-a100-80gb-2": (
+        "Mixtral-8x7B-Instruct-v0.1",
+        "mistralai/Mixtral-8x7B-Instruct-v0.1",
+        {"ACCELERATORS": "A100-80GB:2"},
+    ),
     "qwen3-14b-fp8-h100": ("Qwen3-14B-FP8", "Qwen/Qwen3-14B-FP8", {"ACCELERATORS": "H100:1"}),
-    "llama-3.1-70b-a100-80gb-4": ("Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
-                                  {"ACCELERATORS": "A100-80GB:4"}),
-    "llama-3.1-8b-h100-8-replicas": ("Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct",
-                                     {"ACCELERATORS": "H100:8"}),
-    "llama-3.1-70b-h100-2-fp8": ("Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
-                                 {"ACCELERATORS": "H100:2", "QUANTIZATION": "fp8"}),
+    "llama-3.1-70b-a100-80gb-4": (
+        "Llama-3.1-70B-Instruct",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        {"ACCELERATORS": "A100-80GB:4"},
+    ),
+    "llama-3.1-8b-h100-8-replicas": (
+        "Llama-3.1-8B-Instruct",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        {"ACCELERATORS": "H100:8"},
+    ),
+    "llama-3.1-70b-h100-2-fp8": (
+        "Llama-3.1-70B-Instruct",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        {"ACCELERATORS": "H100:2", "QUANTIZATION": "fp8"},
+    ),
     "qwen3-30b-a3b-l40s-4": ("Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", {"ACCELERATORS": "L40S:4"}),
     "deepseek-v3-h200-8": ("DeepSeek-V3", "deepseek-ai/DeepSeek-V3", {"ACCELERATORS": "H200:8"}),
-    "llama-3.1-8b-eagle3-api-key": ("Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct", {
-        "ACCELERATORS": "H100:1", "SPEC_ENABLED": "true", "SPEC_DRAFT_MODEL": DRAFT, "SPEC_NUM_TOKENS": "3",
-        "API_KEY": "sk-golden-secret", "SERVED_MODEL_NAME": "llama", "EXTRA_ARGS": "--enable-prefix-caching"}),
+    "llama-3.1-8b-eagle3-api-key": (
+        "Llama-3.1-8B-Instruct",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        {
+            "ACCELERATORS": "H100:1",
+            "SPEC_ENABLED": "true",
+            "SPEC_DRAFT_MODEL": DRAFT,
+            "SPEC_NUM_TOKENS": "3",
+            "API_KEY": "sk-golden-secret",
+            "SERVED_MODEL_NAME": "llama",
+            "EXTRA_ARGS": "--enable-prefix-caching",
+        },
+    ),
     "qwen2.5-7b-awq-t4": ("Qwen2.5-7B-Instruct-AWQ", "Qwen/Qwen2.5-7B-Instruct-AWQ", {"ACCELERATORS": "T4:1"}),
 }
 CASES = [(engine, name) for name in CONFIGURATIONS for engine in ("sglang", "vllm")]
@@ -46,17 +63,13 @@ CASES = [(engine, name) for name in CONFIGURATIONS for engine in ("sglang", "vll
 
 def command_for(models, engine: str, name: str):
     fixture, repo_id, env = CONFIGURATIONS[name]
-    settings = load({"TARGET_MODEL": repo_id, "ENGINE": engine, **env})
-    model = read_model(str(models(fixture)))
     # The draft's own headers are not generated; the plan notes that its memory is not counted.
-    plan = make_plan(settings, from_accelerators(settings.accelerators), model, ENGINES[engine])
-    started = launch.prepare(ENGINES[engine], settings, plan, {}, python="python3")
-    return started, launch.shown_argv(started, ENGINES[engine])
+    return command_env({"TARGET_MODEL": repo_id, "ENGINE": engine, **env}, model_folder=str(models(fixture)))
 
 
 @pytest.mark.parametrize(("engine", "name"), CASES, ids=[f"{e}/{n}" for e, n in CASES])
 def test_golden_argv(models, engine, name):
-    started, shown = command_for(models, engine, name)
+    _, shown = command_for(models, engine, name)
     path = GOLDEN / engine / f"{name}.argv"
     text = "\n".join(shown) + "\n"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -67,7 +80,7 @@ def test_golden_argv(models, engine, name):
 
 
 def test_api_key_travels_as_each_engine_expects(models):
-    vllm, vllm_shown = command_for(models, "vllm", "llama-3.1-8b-eagle3-api-key")
+    vllm, _ = command_for(models, "vllm", "llama-3.1-8b-eagle3-api-key")
     sglang, sglang_shown = command_for(models, "sglang", "llama-3.1-8b-eagle3-api-key")
     assert vllm.env["VLLM_API_KEY"] == "sk-golden-secret"  # out of argv, so out of `ps`
     assert "--api-key" not in vllm.command.argv

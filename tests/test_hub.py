@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
 
 import pytest
 
-from conftest import clean_env, run_cli
-from fakehub import COMMIT, FakeHub
+from tests.support.cli import clean_env, run_cli
+from tests.support.fakehub import COMMIT, FakeHub
 
 REFERENCE = [
     ("Qwen/Qwen2.5-7B-Instruct", "Qwen2.5-7B-Instruct", "A100:1", (1, 1, 1, 1)),
@@ -31,8 +32,7 @@ def hub(httpserver, models):
 
 
 def hub_env(tmp_path, hub, **extra):
-    return clean_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_TELEMETRY="1",
-                     HF_HUB_DISABLE_XET="1", **extra)
+    return clean_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", **extra)
 
 
 @pytest.mark.parametrize(("repo_id", "fixture", "accelerators", "expected"), REFERENCE)
@@ -50,8 +50,10 @@ def test_reference_plans_through_the_hub(tmp_path, hub, repo_id, fixture, accele
 
 def test_without_the_one_request_endpoint_headers_are_read_in_parallel(tmp_path, hub):
     hub.one_request_headers = False
-    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-70B-Instruct",
-                                                 ACCELERATORS="A100-80GB:4"))
+    result = run_cli(
+        ["plan", "--json"],
+        hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-70B-Instruct", ACCELERATORS="A100-80GB:4"),
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tp"] == 4
     shard_reads = [line for line in hub.requests if line.startswith("GET") and "-of-00030.safetensors" in line]
@@ -60,19 +62,31 @@ def test_without_the_one_request_endpoint_headers_are_read_in_parallel(tmp_path,
 
 
 def test_revision_is_passed_through(tmp_path, hub):
-    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct",
-                                                 ACCELERATORS="A100:1", HF_REVISION=COMMIT))
+    result = run_cli(
+        ["plan", "--json"],
+        hub_env(tmp_path, hub, TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct", ACCELERATORS="A100:1", HF_REVISION=COMMIT),
+    )
     assert result.returncode == 0, result.stderr
     assert all(f"/resolve/{COMMIT}/" in line for line in hub.requests if "/resolve/" in line)
 
 
-@pytest.mark.parametrize(("env", "code", "text"), [
-    ({"TARGET_MODEL": "nobody/no-such-model"}, 30, "does not exist"),
-    ({"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct"}, 31, "gated: no HF_TOKEN was given"),
-    ({"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "HF_TOKEN": "hf_wrong_secret_value"}, 31,
-     "the HF_TOKEN given has no access"),
-    ({"TARGET_MODEL": "Qwen/Qwen2.5-7B-Instruct", "HF_REVISION": "no-such-branch"}, 35, "HF_REVISION=no-such-branch"),
-])
+@pytest.mark.parametrize(
+    ("env", "code", "text"),
+    [
+        ({"TARGET_MODEL": "nobody/no-such-model"}, 30, "does not exist"),
+        ({"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct"}, 31, "gated: no HF_TOKEN was given"),
+        (
+            {"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "HF_TOKEN": "hf_wrong_secret_value"},
+            31,
+            "the HF_TOKEN given has no access",
+        ),
+        (
+            {"TARGET_MODEL": "Qwen/Qwen2.5-7B-Instruct", "HF_REVISION": "no-such-branch"},
+            35,
+            "HF_REVISION=no-such-branch",
+        ),
+    ],
+)
 def test_hub_errors(tmp_path, hub, env, code, text):
     result = run_cli(["plan"], hub_env(tmp_path, hub, ACCELERATORS="H100:1", **env))
     assert result.returncode == code, result.stderr
@@ -81,24 +95,37 @@ def test_hub_errors(tmp_path, hub, env, code, text):
 
 
 def test_gated_model_with_a_valid_token(tmp_path, hub):
-    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-8B-Instruct",
-                                                 ACCELERATORS="H100:1", HF_TOKEN=hub.token))
+    result = run_cli(
+        ["plan", "--json"],
+        hub_env(
+            tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-8B-Instruct", ACCELERATORS="H100:1", HF_TOKEN=hub.token
+        ),
+    )
     assert result.returncode == 0, result.stderr
     assert hub.token not in result.stdout + result.stderr
 
 
 def test_token_from_file(tmp_path, hub):
     (tmp_path / "token").write_text(hub.token + "\n")
-    result = run_cli(["plan", "--json"], hub_env(tmp_path, hub, TARGET_MODEL="meta-llama/Llama-3.1-8B-Instruct",
-                                                 ACCELERATORS="H100:1", HF_TOKEN_FILE=str(tmp_path / "token")))
+    result = run_cli(
+        ["plan", "--json"],
+        hub_env(
+            tmp_path,
+            hub,
+            TARGET_MODEL="meta-llama/Llama-3.1-8B-Instruct",
+            ACCELERATORS="H100:1",
+            HF_TOKEN_FILE=str(tmp_path / "token"),
+        ),
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_repo_with_only_bin_weights(tmp_path, hub, httpserver):
     folder = tmp_path / "bin-only"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"num_attention_heads": 8, "hidden_size": 64,
-                                                    "num_hidden_layers": 2}))
+    (folder / "config.json").write_text(
+        json.dumps({"num_attention_heads": 8, "hidden_size": 64, "num_hidden_layers": 2})
+    )
     (folder / "pytorch_model.bin").write_bytes(b"\0" * 16)
     hub.add("old/bin-model", folder)
     result = run_cli(["plan"], hub_env(tmp_path, hub, TARGET_MODEL="old/bin-model", ACCELERATORS="H100:1"))
@@ -106,15 +133,31 @@ def test_repo_with_only_bin_weights(tmp_path, hub, httpserver):
     assert "no .safetensors weights" in result.stderr
 
 
-def test_unreachable_hub(tmp_path):
+def test_unreachable_hub(tmp_path, monkeypatch):
+    """The real huggingface_hub against a port nobody listens on, in-process, with its retry back-off not
+    slept (it would wait about half a minute): the connection error becomes exit 34 with the fixes."""
+    import huggingface_hub.utils._http as hub_http
+
+    from entrypoint import cli
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(hub_http.time, "sleep", sleeps.append)
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = clean_env(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{port}", TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct",
-                    ACCELERATORS="H100:1", HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2")
-    result = run_cli(["plan"], env)
-    assert result.returncode == 34, result.stderr
-    assert "cannot reach the Hugging Face Hub" in result.stderr and "HF_HUB_OFFLINE=1" in result.stderr
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", endpoint)
+    monkeypatch.setattr(
+        "huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    env = clean_env(tmp_path, TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct", ACCELERATORS="H100:1")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert cli.main(["plan"], env, stdout, stderr) == 34, stderr.getvalue()
+    (line,) = stderr.getvalue().splitlines()
+    assert line.startswith(f"error: cannot reach the Hugging Face Hub at http://127.0.0.1:{port}")
+    assert "HF_HUB_OFFLINE=1" in line
+    assert sleeps, "huggingface_hub retried without backing off: the test no longer exercises its retries"
 
 
 def test_offline_mode_uses_the_cache(tmp_path, hub, models):

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from conftest import BASE_PATH, FAKE_BIN, ROOT, TESTS
-from test_contract import parse_with_engine
+from tests.support.paths import BASE_PATH, FAKE_BIN, ROOT, TESTS
 
 VENV_BIN = Path(sys.executable).parent
 BROKEN = TESTS / "fixtures" / "broken"
@@ -30,8 +29,9 @@ VERSION_ARG = {"vllm": "VLLM_VERSION", "sglang": "SGLANG_VERSION"}
 
 
 def hadolint(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "hadolint"), "--no-color", *map(str, paths)], capture_output=True,
-                          text=True, cwd=ROOT)
+    return subprocess.run(
+        [str(VENV_BIN / "hadolint"), "--no-color", *map(str, paths)], capture_output=True, text=True, cwd=ROOT
+    )
 
 
 def parse(path: Path, **build_args: str) -> DockerfileParser:
@@ -43,8 +43,11 @@ def structure_problems(path: Path, engine: str, tested_version: str) -> list[str
     """What is wrong with a Dockerfile for `engine`, or [] (the checks hadolint does not make)."""
     parser = parse(path)
     problems = []
-    args = {item["value"].split("=", 1)[0]: item["value"].split("=", 1)[1] for item in parser.structure
-            if item["instruction"] == "ARG" and "=" in item["value"]}
+    args = {
+        item["value"].split("=", 1)[0]: item["value"].split("=", 1)[1]
+        for item in parser.structure
+        if item["instruction"] == "ARG" and "=" in item["value"]
+    }
     version = args.get(VERSION_ARG[engine])
     if version != tested_version:
         problems.append(f"ARG {VERSION_ARG[engine]}={version}, but the contract tests ran {engine} {tested_version}")
@@ -67,8 +70,7 @@ def structure_problems(path: Path, engine: str, tested_version: str) -> list[str
         problems.append(f"ENV ENGINE/PORT are {parser.envs.get('ENGINE')}/{parser.envs.get('PORT')}")
     if parser.labels.get("io.inference-endpoint.engine.version") != tested_version:
         problems.append("label io.inference-endpoint.engine.version does not carry the engine version")
-    if not any(item["instruction"] == "COPY" and item["value"].startswith("entrypoint ")
-               for item in parser.structure):
+    if not any(item["instruction"] == "COPY" and item["value"].startswith("entrypoint ") for item in parser.structure):
         problems.append("the entrypoint package is not copied in")
     if any(item["instruction"] == "RUN" and "pip" in item["value"] for item in parser.structure):
         problems.append("RUN pip: the image must not pull new packages")
@@ -76,9 +78,9 @@ def structure_problems(path: Path, engine: str, tested_version: str) -> list[str
 
 
 @pytest.fixture(scope="module")
-def tested_versions(engine_envs) -> dict[str, str]:
+def tested_versions(engine_parser) -> dict[str, str]:
     """The versions the contract tests really parsed with, as the installed engines report them."""
-    return {engine: parse_with_engine(engine_envs, engine, [])["facts"]["version"] for engine in ("vllm", "sglang")}
+    return {engine: engine_parser(engine, [])["facts"]["version"] for engine in ("vllm", "sglang")}
 
 
 def test_hadolint_passes_both_dockerfiles():
@@ -98,27 +100,34 @@ def test_cpu_variant_plans_for_the_cpu():
     assert "ENV ACCELERATORS=cpu" in stage
 
 
-@pytest.mark.parametrize(("broken", "engine", "found"), [
-    ("Dockerfile.vllm-latest", "vllm", "DL3007"),  # FROM ...:latest
-    ("Dockerfile.sglang-shell-entrypoint", "sglang", "DL3025"),  # ENTRYPOINT python3 -m entrypoint
-])
+@pytest.mark.parametrize(
+    ("broken", "engine", "found"),
+    [
+        ("Dockerfile.vllm-latest", "vllm", "DL3007"),  # FROM ...:latest
+        ("Dockerfile.sglang-shell-entrypoint", "sglang", "DL3025"),  # ENTRYPOINT python3 -m entrypoint
+    ],
+)
 def test_hadolint_rejects_broken_copies(broken, engine, found):
     result = hadolint(BROKEN / broken)
     assert result.returncode == 1 and found in result.stdout
 
 
-@pytest.mark.parametrize(("broken", "engine", "found"), [
-    ("Dockerfile.vllm-latest", "vllm", "ARG VLLM_VERSION=None"),
-    ("Dockerfile.sglang-shell-entrypoint", "sglang", "ENTRYPOINT is not the exec form"),
-    ("Dockerfile.sglang-untested-version", "sglang", "but the contract tests ran sglang"),
-    ("Dockerfile.vllm-no-healthcheck", "vllm", "HEALTHCHECK must run"),
-])
+@pytest.mark.parametrize(
+    ("broken", "engine", "found"),
+    [
+        ("Dockerfile.vllm-latest", "vllm", "ARG VLLM_VERSION=None"),
+        ("Dockerfile.sglang-shell-entrypoint", "sglang", "ENTRYPOINT is not the exec form"),
+        ("Dockerfile.sglang-untested-version", "sglang", "but the contract tests ran sglang"),
+        ("Dockerfile.vllm-no-healthcheck", "vllm", "HEALTHCHECK must run"),
+    ],
+)
 def test_structure_rejects_broken_copies(broken, engine, found, tested_versions):
     problems = structure_problems(BROKEN / broken, engine, tested_versions[engine])
     assert any(found in problem for problem in problems), problems
 
 
 # ---------------------------------------------------------------- what the image runs, replayed here
+
 
 def image_env(tmp_path: Path, dockerfile: str, **build_args: str) -> dict[str, str]:
     """The image's ENV with its COPY replayed into tmp_path (the same relative layout)."""
@@ -128,14 +137,19 @@ def image_env(tmp_path: Path, dockerfile: str, **build_args: str) -> dict[str, s
     env = dict(parser.envs)
     if build_args.get("VARIANT") == "cpu":
         env["ACCELERATORS"] = "cpu"  # ENV of the base-cpu stage, inherited by the final one
-    env.update(PYTHONPATH=env["PYTHONPATH"].replace("/opt/inference-endpoint", str(opt)), PATH=BASE_PATH,
-               HOME=str(tmp_path), HF_HOME=str(tmp_path / "hf"))
+    env.update(
+        PYTHONPATH=env["PYTHONPATH"].replace("/opt/inference-endpoint", str(opt)),
+        PATH=BASE_PATH,
+        HOME=str(tmp_path),
+        HF_HOME=str(tmp_path / "hf"),
+    )
     return env
 
 
 def run_image(python: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([python, "-m", "entrypoint", *args], env=env, capture_output=True, text=True,
-                          cwd="/", timeout=120)
+    return subprocess.run(
+        [python, "-m", "entrypoint", *args], env=env, capture_output=True, text=True, cwd="/", timeout=120
+    )
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
@@ -157,8 +171,9 @@ def test_image_without_gpus_says_so(engine_envs, models, tmp_path):
 
 def test_cpu_image_plans_on_the_host_without_being_told(engine_envs, models, tmp_path):
     env = image_env(tmp_path, "Dockerfile.vllm", VARIANT="cpu")
-    env.update(TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), MAX_MODEL_LEN="4096",
-               PATH=f"{FAKE_BIN}:{BASE_PATH}")  # even with an nvidia-smi around, the CPU image plans for the CPU
+    env.update(
+        TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), MAX_MODEL_LEN="4096", PATH=f"{FAKE_BIN}:{BASE_PATH}"
+    )  # even with an nvidia-smi around, the CPU image plans for the CPU
     result = run_image(str(engine_envs["vllm"] / "bin" / "python"), env, "plan", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["on_cpu"] is True
@@ -166,8 +181,9 @@ def test_cpu_image_plans_on_the_host_without_being_told(engine_envs, models, tmp
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_image_runs_other_commands_unchanged(engine, engine_envs, tmp_path):
-    result = run_image(str(engine_envs[engine] / "bin" / "python"), image_env(tmp_path, f"Dockerfile.{engine}"),
-                       "echo", "hi")
+    result = run_image(
+        str(engine_envs[engine] / "bin" / "python"), image_env(tmp_path, f"Dockerfile.{engine}"), "echo", "hi"
+    )
     assert (result.returncode, result.stdout) == (0, "hi\n")
 
 

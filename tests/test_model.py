@@ -8,54 +8,72 @@ import struct
 import pytest
 
 from entrypoint.errors import CorruptCheckpointError, ModelNotFoundError, NoSafetensorsError
-from entrypoint.model.safetensors import read_local_header
 from entrypoint.model.shape import from_config
-from entrypoint.model.source import read_model
-from modelgen import load_fixture, write_header_only
+from entrypoint.model.source import read_local_header, read_model
+from tests.support.modelgen import load_fixture, write_header_only
 
-BASE = {"num_attention_heads": 32, "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 32000,
-        "max_position_embeddings": 8192}
+BASE = {
+    "num_attention_heads": 32,
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 8192,
+}
 
 
-@pytest.mark.parametrize(("extra", "field", "value"), [
-    ({}, "kv_heads", 32),  # MHA: KV heads default to attention heads
-    ({"num_key_value_heads": 8}, "kv_heads", 8),
-    ({"multi_query": True}, "kv_heads", 1),
-    ({}, "head_dim", 128),
-    ({"head_dim": 256}, "head_dim", 256),  # explicit head_dim wins (Gemma, Qwen3)
-    ({"num_local_experts": 8}, "experts", 8),  # Mixtral
-    ({"num_experts": 128}, "experts", 128),  # Qwen-MoE
-    ({"n_routed_experts": 256, "n_shared_experts": 1}, "experts", 256),  # DeepSeek
-    ({"n_routed_experts": 256, "n_shared_experts": 1}, "shared_experts", 1),
-    ({"shared_expert_intermediate_size": 5632}, "shared_experts", 1),  # Qwen2-MoE
-    ({"kv_lora_rank": 512, "qk_rope_head_dim": 64}, "is_mla", True),
-    ({"sliding_window": 4096}, "sliding_layers", 32),  # Mistral v0.1: every layer
-    ({"sliding_window": 4096, "use_sliding_window": False}, "sliding_layers", 0),  # Qwen2 ships it off
-    ({"sliding_window": 1024, "sliding_window_pattern": 6}, "sliding_layers", 27),  # Gemma 3: 1 in 6 global
-    ({"sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"] * 16}, "sliding_layers", 16),
-    ({"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}},
-     "max_position", 131072),
-    ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "max_position", 8192),
-    ({"torch_dtype": "float16"}, "dtype", "float16"),
-    ({"dtype": "bfloat16"}, "dtype", "bfloat16"),  # transformers 5 spelling
-])
+@pytest.mark.parametrize(
+    ("extra", "field", "value"),
+    [
+        ({}, "kv_heads", 32),  # MHA: KV heads default to attention heads
+        ({"num_key_value_heads": 8}, "kv_heads", 8),
+        ({"multi_query": True}, "kv_heads", 1),
+        ({}, "head_dim", 128),
+        ({"head_dim": 256}, "head_dim", 256),  # explicit head_dim wins (Gemma, Qwen3)
+        ({"num_local_experts": 8}, "experts", 8),  # Mixtral
+        ({"num_experts": 128}, "experts", 128),  # Qwen-MoE
+        ({"n_routed_experts": 256, "n_shared_experts": 1}, "experts", 256),  # DeepSeek
+        ({"n_routed_experts": 256, "n_shared_experts": 1}, "shared_experts", 1),
+        ({"shared_expert_intermediate_size": 5632}, "shared_experts", 1),  # Qwen2-MoE
+        ({"kv_lora_rank": 512, "qk_rope_head_dim": 64}, "is_mla", True),
+        ({"sliding_window": 4096}, "sliding_layers", 32),  # Mistral v0.1: every layer
+        ({"sliding_window": 4096, "use_sliding_window": False}, "sliding_layers", 0),  # Qwen2 ships it off
+        ({"sliding_window": 1024, "sliding_window_pattern": 6}, "sliding_layers", 27),  # Gemma 3: 1 in 6 global
+        ({"sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"] * 16}, "sliding_layers", 16),
+        (
+            {"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}},
+            "max_position",
+            131072,
+        ),
+        ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "max_position", 8192),
+        ({"torch_dtype": "float16"}, "dtype", "float16"),
+        ({"dtype": "bfloat16"}, "dtype", "bfloat16"),  # transformers 5 spelling
+    ],
+)
 def test_config_fields(extra, field, value):
     assert getattr(from_config({**BASE, **extra}), field) == value
 
 
 def test_text_config_of_multimodal_wrappers():
-    shape = from_config({"architectures": ["Gemma3ForConditionalGeneration"], "vision_config": {"hidden_size": 1152},
-                         "text_config": {**BASE, "num_key_value_heads": 16}})
+    shape = from_config(
+        {
+            "architectures": ["Gemma3ForConditionalGeneration"],
+            "vision_config": {"hidden_size": 1152},
+            "text_config": {**BASE, "num_key_value_heads": 16},
+        }
+    )
     assert (shape.architecture, shape.layers, shape.kv_heads) == ("Gemma3ForConditionalGeneration", 32, 16)
 
 
-@pytest.mark.parametrize(("config", "method", "details"), [
-    ({"quant_method": "fp8", "weight_block_size": [128, 128]}, "fp8", "block 128x128"),
-    ({"quant_method": "awq", "bits": 4, "group_size": 128}, "awq", "4-bit, group 128"),
-    ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "gptq", "4-bit, group 128"),
-    ({"quant_method": "compressed-tensors", "format": "float-quantized"}, "compressed-tensors", "float-quantized"),
-    ({"quant_method": "mxfp4"}, "mxfp4", ""),
-])
+@pytest.mark.parametrize(
+    ("config", "method", "details"),
+    [
+        ({"quant_method": "fp8", "weight_block_size": [128, 128]}, "fp8", "block 128x128"),
+        ({"quant_method": "awq", "bits": 4, "group_size": 128}, "awq", "4-bit, group 128"),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "gptq", "4-bit, group 128"),
+        ({"quant_method": "compressed-tensors", "format": "float-quantized"}, "compressed-tensors", "float-quantized"),
+        ({"quant_method": "mxfp4"}, "mxfp4", ""),
+    ],
+)
 def test_quantization_config(config, method, details):
     quantization = from_config({**BASE, "quantization_config": config}).quantization
     assert (quantization.method, quantization.details) == (method, details)
@@ -92,15 +110,18 @@ def _folder(tmp_path, files: dict[str, bytes | None], config: dict | None = BASE
     return folder
 
 
-@pytest.mark.parametrize(("files", "config", "error", "text"), [
-    ({"model.safetensors": None}, None, ModelNotFoundError, "has no config.json"),
-    ({"pytorch_model.bin": b"x"}, BASE, NoSafetensorsError, "found pytorch_model.bin"),
-    ({"model.Q4_K_M.gguf": b"x"}, BASE, NoSafetensorsError, "GGUF"),
-    ({"model.safetensors": b"\x05\x00"}, BASE, CorruptCheckpointError, "shorter than 8 bytes"),
-    ({"model.safetensors": struct.pack("<Q", 10**12)}, BASE, CorruptCheckpointError, "header length field"),
-    ({"model.safetensors": struct.pack("<Q", 8) + b"not json"}, BASE, CorruptCheckpointError, "not JSON"),
-    ({"model.safetensors": struct.pack("<Q", 100) + b"{}"}, BASE, CorruptCheckpointError, "claims 100 bytes"),
-])
+@pytest.mark.parametrize(
+    ("files", "config", "error", "text"),
+    [
+        ({"model.safetensors": None}, None, ModelNotFoundError, "has no config.json"),
+        ({"pytorch_model.bin": b"x"}, BASE, NoSafetensorsError, "found pytorch_model.bin"),
+        ({"model.Q4_K_M.gguf": b"x"}, BASE, NoSafetensorsError, "GGUF"),
+        ({"model.safetensors": b"\x05\x00"}, BASE, CorruptCheckpointError, "shorter than 8 bytes"),
+        ({"model.safetensors": struct.pack("<Q", 10**12)}, BASE, CorruptCheckpointError, "header length field"),
+        ({"model.safetensors": struct.pack("<Q", 8) + b"not json"}, BASE, CorruptCheckpointError, "not JSON"),
+        ({"model.safetensors": struct.pack("<Q", 100) + b"{}"}, BASE, CorruptCheckpointError, "claims 100 bytes"),
+    ],
+)
 def test_local_checkpoint_errors(tmp_path, files, config, error, text):
     folder = _folder(tmp_path, files, config)
     with pytest.raises(error) as caught:
@@ -119,15 +140,17 @@ def test_truncated_download_is_caught(tmp_path):
 def test_index_decides_which_files_count(tmp_path):
     # Mistral repos ship model-*.safetensors and a consolidated.safetensors with the same weights.
     folder = _folder(tmp_path, {"model-00001-of-00001.safetensors": None, "consolidated.safetensors": None})
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-        "w": "model-00001-of-00001.safetensors"}}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"w": "model-00001-of-00001.safetensors"}})
+    )
     assert read_model(str(folder)).shards == 1
 
 
 def test_index_naming_a_missing_shard(tmp_path):
     folder = _folder(tmp_path, {"model-00001-of-00002.safetensors": None})
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})
+    )
     with pytest.raises(CorruptCheckpointError, match="missing file"):
         read_model(str(folder))
 
@@ -138,7 +161,7 @@ def test_missing_folder():
 
 
 def test_fixture_parameter_counts_match_published_sizes():
-    from modelgen import FIXTURES, parameter_count
+    from tests.support.modelgen import FIXTURES, parameter_count
 
     for path in FIXTURES.glob("*.json"):
         published = load_fixture(path.stem)["published_parameters"]

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoint.engines import ENGINES
 from entrypoint.errors import DoesNotFitError, SettingError, UnsupportedByEngineError
-from entrypoint.gpu_catalog import Accelerators
-from entrypoint.gpus import Hardware, from_accelerators
-from entrypoint.model.source import read_model
-from entrypoint.plan import make_plan, valid_tensor_parallel_sizes
-from entrypoint.settings import load
+from entrypoint.hardware.catalog import Accelerators
+from entrypoint.hardware.types import Hardware, from_accelerators
+from entrypoint.plan import valid_tensor_parallel_sizes
+from tests.support.planning import plan_env
 
 
 def plan_for(models, name: str, accelerators: str, **env: str):
-    settings = load({"TARGET_MODEL": str(models(name)), "ACCELERATORS": accelerators, **env})
-    hardware = from_accelerators(settings.accelerators)
-    return make_plan(settings, hardware, read_model(settings.target_model), ENGINES[settings.engine])
+    return plan_env({"TARGET_MODEL": str(models(name)), "ACCELERATORS": accelerators, **env})[1]
 
 
 # (model, accelerators, settings) -> (tp, pp, dp, ep, max_model_len)
@@ -51,8 +47,11 @@ REFERENCE = [
 ]
 
 
-@pytest.mark.parametrize(("name", "accelerators", "env", "expected"), REFERENCE,
-                         ids=[f"{r[0]}@{r[1]}{'+' + '+'.join(r[2].values()) if r[2] else ''}" for r in REFERENCE])
+@pytest.mark.parametrize(
+    ("name", "accelerators", "env", "expected"),
+    REFERENCE,
+    ids=[f"{r[0]}@{r[1]}{'+' + '+'.join(r[2].values()) if r[2] else ''}" for r in REFERENCE],
+)
 def test_reference_plans(models, name, accelerators, env, expected):
     plan = plan_for(models, name, accelerators, **env)
     assert (plan.tp, plan.pp, plan.dp, plan.ep, plan.max_model_len) == expected
@@ -66,11 +65,14 @@ def test_weight_bytes_come_from_headers(models):
     assert plan_for(models, "Llama-3.1-70B-Instruct", "A100-80GB:4").weight_bytes == 70_553_706_496 * 2
 
 
-@pytest.mark.parametrize(("name", "kv_bytes_per_token"), [
-    ("Llama-3.1-70B-Instruct", 2 * 80 * 8 * 128 * 2),  # GQA: K and V, 8 KV heads
-    ("Qwen2.5-7B-Instruct", 2 * 28 * 4 * 128 * 2),
-    ("DeepSeek-V3", 61 * (512 + 64) * 2),  # MLA: one latent per layer
-])
+@pytest.mark.parametrize(
+    ("name", "kv_bytes_per_token"),
+    [
+        ("Llama-3.1-70B-Instruct", 2 * 80 * 8 * 128 * 2),  # GQA: K and V, 8 KV heads
+        ("Qwen2.5-7B-Instruct", 2 * 28 * 4 * 128 * 2),
+        ("DeepSeek-V3", 61 * (512 + 64) * 2),  # MLA: one latent per layer
+    ],
+)
 def test_kv_bytes_per_token(models, name, kv_bytes_per_token):
     assert plan_for(models, name, "H200:8").kv_bytes_per_token == kv_bytes_per_token
 
@@ -92,7 +94,9 @@ def test_llama70b_on_a100_40gb_fails_fast_with_fixes(models):
 def test_deepseek_v3_on_one_h100_node_names_two_nodes(models):
     with pytest.raises(DoesNotFitError) as caught:
         plan_for(models, "DeepSeek-V3", "H100:8")
-    assert "ACCELERATORS=H100:16" in caught.value.hint
+    # ACCELERATORS is one node's GPUs: 16 H100s are two nodes of eight, never ACCELERATORS=H100:16.
+    assert "2 nodes of ACCELERATORS=H100:8 (16 GPUs, the fewest H100 GPUs that hold it" in caught.value.hint
+    assert "H100:16" not in caught.value.hint
     assert "QUANTIZATION=fp8" not in caught.value.hint  # already FP8
 
 
@@ -101,16 +105,22 @@ def test_high_mem_fraction_warns(models):
     assert any("MEM_FRACTION=0.95" in warning for warning in plan.warnings)
 
 
-@pytest.mark.parametrize(("engine", "accelerators", "outcome"), [
-    ("sglang", "T4:1", UnsupportedByEngineError),  # sglang FP8 needs SM 8.0
-    ("vllm", "T4:1", "Marlin"),  # vLLM: weight-only FP8 from SM 7.5
-    ("sglang", "A100:1", "Marlin"),
-    ("vllm", "L4:1", None),  # native FP8
-    ("vllm", "V100:1", UnsupportedByEngineError),
-])
+@pytest.mark.parametrize(
+    ("engine", "accelerators", "outcome"),
+    [
+        ("sglang", "T4:1", UnsupportedByEngineError),  # sglang FP8 needs SM 8.0
+        ("vllm", "T4:1", "Marlin"),  # vLLM: weight-only FP8 from SM 7.5
+        ("sglang", "A100:1", "Marlin"),
+        ("vllm", "L4:1", None),  # native FP8
+        ("vllm", "V100:1", UnsupportedByEngineError),
+    ],
+)
 def test_fp8_below_native_capability(models, engine, accelerators, outcome):
-    run = lambda: plan_for(models, "Qwen2.5-7B-Instruct", accelerators, ENGINE=engine, QUANTIZATION="fp8",
-                           MAX_MODEL_LEN="4096")
+    def run():
+        return plan_for(
+            models, "Qwen2.5-7B-Instruct", accelerators, ENGINE=engine, QUANTIZATION="fp8", MAX_MODEL_LEN="4096"
+        )
+
     if outcome is UnsupportedByEngineError:
         with pytest.raises(UnsupportedByEngineError, match="FP8 needs compute capability"):
             run()
@@ -119,12 +129,15 @@ def test_fp8_below_native_capability(models, engine, accelerators, outcome):
     assert ("Marlin" in reasons) == (outcome == "Marlin")
 
 
-@pytest.mark.parametrize(("engine", "quantization", "error", "text"), [
-    ("sglang", "torchao", UnsupportedByEngineError, "0.5.18"),
-    ("vllm", "bitsandbytes", UnsupportedByEngineError, "0.28"),
-    ("vllm", "gguf", UnsupportedByEngineError, "0.24"),
-    ("sglang", "int4", SettingError, "not a sglang quantization method"),
-])
+@pytest.mark.parametrize(
+    ("engine", "quantization", "error", "text"),
+    [
+        ("sglang", "torchao", UnsupportedByEngineError, "0.5.18"),
+        ("vllm", "bitsandbytes", UnsupportedByEngineError, "0.28"),
+        ("vllm", "gguf", UnsupportedByEngineError, "0.24"),
+        ("sglang", "int4", SettingError, "not a sglang quantization method"),
+    ],
+)
 def test_quantizations_the_engine_no_longer_accepts(models, engine, quantization, error, text):
     with pytest.raises(error) as caught:
         plan_for(models, "Qwen2.5-7B-Instruct", "A100:1", ENGINE=engine, QUANTIZATION=quantization)
@@ -149,14 +162,17 @@ def test_context_longer_than_the_model_is_refused(models):
         plan_for(models, "Qwen2.5-7B-Instruct", "A100:1", MAX_MODEL_LEN="65536")
 
 
-@pytest.mark.parametrize(("heads", "kv_heads", "gpus", "sizes"), [
-    (28, 4, 8, [1, 2, 4]),  # Qwen2.5-7B: 28 heads rule out 8
-    (64, 8, 8, [1, 2, 4, 8]),
-    (32, 8, 16, [1, 2, 4, 8, 16]),  # 16 > 8 KV heads: a multiple, KV replicated
-    (40, 8, 8, [1, 2, 4, 8]),
-    (14, 2, 8, [1, 2]),
-    (12, 12, 8, [1, 2, 4]),  # 12 KV heads: 8 neither divides nor is a multiple
-])
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "gpus", "sizes"),
+    [
+        (28, 4, 8, [1, 2, 4]),  # Qwen2.5-7B: 28 heads rule out 8
+        (64, 8, 8, [1, 2, 4, 8]),
+        (32, 8, 16, [1, 2, 4, 8, 16]),  # 16 > 8 KV heads: a multiple, KV replicated
+        (40, 8, 8, [1, 2, 4, 8]),
+        (14, 2, 8, [1, 2]),
+        (12, 12, 8, [1, 2, 4]),  # 12 KV heads: 8 neither divides nor is a multiple
+    ],
+)
 def test_valid_tensor_parallel_sizes(heads, kv_heads, gpus, sizes):
     from entrypoint.model.shape import ModelShape
 
@@ -165,10 +181,10 @@ def test_valid_tensor_parallel_sizes(heads, kv_heads, gpus, sizes):
 
 
 def test_mig_instances_never_get_tensor_parallel(models):
-    settings = load({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "MAX_MODEL_LEN": "4096"})
-    mig = Hardware(name="A100 MIG 3g.40gb", memory_bytes=40000 * 2**20, capability="8.0", count=2,
-                   source="nvidia-smi", mig=True)
-    plan = make_plan(settings, mig, read_model(settings.target_model), ENGINES["sglang"])
+    mig = Hardware(
+        name="A100 MIG 3g.40gb", memory_bytes=40000 * 2**20, capability="8.0", count=2, source="nvidia-smi", mig=True
+    )
+    _, plan = plan_env({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "MAX_MODEL_LEN": "4096"}, hardware=mig)
     assert (plan.tp, plan.dp) == (1, 2)
 
 
@@ -185,10 +201,16 @@ def test_idle_gpus_are_reported(models):
 
 
 def test_cpu_plans_one_process(models):
-    settings = load({"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")), "ACCELERATORS": "cpu", "ENGINE": "vllm",
-                     "MAX_MODEL_LEN": "4096"})
     hardware = from_accelerators(Accelerators(spec=None, count=1), cpu_memory_bytes=64 * 2**30)
-    plan = make_plan(settings, hardware, read_model(settings.target_model), ENGINES["vllm"])
+    _, plan = plan_env(
+        {
+            "TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")),
+            "ACCELERATORS": "cpu",
+            "ENGINE": "vllm",
+            "MAX_MODEL_LEN": "4096",
+        },
+        hardware=hardware,
+    )
     assert (plan.tp, plan.dp, plan.gpu_name) == (1, 1, "cpu")
 
 
@@ -198,3 +220,12 @@ def test_vllm_expert_parallel_over_replicas_lowers_weights_per_gpu(models):
     # Same TP=2; vLLM's EP=4 spreads the experts over all four GPUs.
     assert vllm.memory_per_gpu.weight_bytes < sglang.memory_per_gpu.weight_bytes
     assert sglang.memory_per_gpu.weight_bytes == pytest.approx(sglang.weight_bytes / 2, rel=0.001)
+
+
+def test_a_bigger_gpu_is_of_the_same_vendor(models):
+    """70B with its full context on one H100: of the GPUs that hold it, the AMD MI325X is smaller than the
+    B300, but an NVIDIA user is offered NVIDIA."""
+    with pytest.raises(DoesNotFitError) as caught:
+        plan_for(models, "Llama-3.1-70B-Instruct", "H100:1", MAX_MODEL_LEN="131072")
+    assert "ACCELERATORS=B300:1" in caught.value.hint
+    assert "MI3" not in caught.value.hint

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, clean_env, report, run_cli
+from tests.support.cli import clean_env, report, run_cli
+from tests.support.paths import ROOT
 
 API_KEY = "sk-serve-test-9f8e7d"
 HF_TOKEN = "hf_serveTestToken12345"
@@ -26,15 +27,20 @@ HF_TOKEN = "hf_serveTestToken12345"
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_serve_execs_the_engine_in_place(serve_env, engine):
     env = serve_env(engine)
-    process = subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entrypoint"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     started = report(env)
     assert started["pid"] == process.pid  # exec: the engine is the process the container started
     assert started["executable"] == sys.executable
-    assert started["module"] == {"vllm": "vllm.entrypoints.openai.api_server",
-                                 "sglang": "sglang.launch_server"}[engine]
+    assert started["module"] == {"vllm": "vllm.entrypoints.openai.api_server", "sglang": "sglang.launch_server"}[engine]
     assert "exec: " in stderr and "TP=1" in stderr and "auth: off" in stderr
     assert f"fake {started['module']} started" in stdout
 
@@ -78,14 +84,17 @@ def test_secrets_reach_the_engine_only_in_its_own_form(serve_env, tmp_path, engi
     assert "auth: on" in result.stderr
 
 
-@pytest.mark.parametrize(("setting", "key", "serves"), [
-    ({}, None, True),  # a workstation: a key is up to you
-    ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1"}, None, False),  # SkyPilot's open port: the default requires one
-    ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1"}, API_KEY, True),
-    ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1", "REQUIRE_API_KEY": "false"}, None, True),  # opted out
-    ({"REQUIRE_API_KEY": "true"}, None, False),
-    ({"REQUIRE_API_KEY": "auto"}, None, True),
-])
+@pytest.mark.parametrize(
+    ("setting", "key", "serves"),
+    [
+        ({}, None, True),  # a workstation: a key is up to you
+        ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1"}, None, False),  # SkyPilot's open port: the default requires one
+        ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1"}, API_KEY, True),
+        ({"SKYPILOT_TASK_ID": "sky-2026-11-27_llm_1", "REQUIRE_API_KEY": "false"}, None, True),  # opted out
+        ({"REQUIRE_API_KEY": "true"}, None, False),
+        ({"REQUIRE_API_KEY": "auto"}, None, True),
+    ],
+)
 def test_api_key_policy(serve_env, setting, key, serves):
     env = serve_env("vllm", **setting, **({"API_KEY": key} if key else {}))
     result = run_cli([], env)
@@ -108,8 +117,14 @@ def test_engine_exit_code_is_the_containers(serve_env):
 
 def test_sigterm_reaches_the_engine_directly(serve_env):
     env = serve_env(FAKE_ENGINE_SLEEP="60")
-    process = subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entrypoint"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not os.path.exists(env["FAKE_ENGINE_REPORT"]) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -118,12 +133,15 @@ def test_sigterm_reaches_the_engine_directly(serve_env):
     assert process.returncode == -signal.SIGTERM  # the engine got it, not a wrapper
 
 
-@pytest.mark.parametrize(("engine", "flag", "replacement"), [
-    ("vllm", "--disable-log-requests", "request logging is off by default"),
-    ("vllm", "--speculative_model=x", "SPEC_DRAFT_MODEL"),
-    ("sglang", "--enable-ep-moe", "--ep-size"),
-    ("sglang", "--torchao-config int4wo-128", "QUANTIZATION=fp8"),
-])
+@pytest.mark.parametrize(
+    ("engine", "flag", "replacement"),
+    [
+        ("vllm", "--disable-log-requests", "request logging is off by default"),
+        ("vllm", "--speculative_model=x", "SPEC_DRAFT_MODEL"),
+        ("sglang", "--enable-ep-moe", "--ep-size"),
+        ("sglang", "--torchao-config int4wo-128", "QUANTIZATION=fp8"),
+    ],
+)
 def test_removed_flags_are_caught_before_exec(serve_env, engine, flag, replacement):
     env = serve_env(engine, EXTRA_ARGS=flag)
     result = run_cli([], env)

@@ -41,8 +41,9 @@ def test_bad_setting_exits_with_one_line(cli, name, value, code, text):
 def test_missing_target_model(cli):
     result = cli(["plan"], ACCELERATORS="H100:1")
     assert result.returncode == MissingSettingError.exit_code
-    assert result.stderr.strip() == ("error: TARGET_MODEL is not set; set it, for example "
-                                     "-e TARGET_MODEL=Qwen/Qwen2.5-7B-Instruct")
+    assert result.stderr.strip() == (
+        "error: TARGET_MODEL is not set; set it, for example -e TARGET_MODEL=Qwen/Qwen2.5-7B-Instruct"
+    )
 
 
 def test_debug_shows_the_traceback(cli):
@@ -53,12 +54,28 @@ def test_debug_shows_the_traceback(cli):
 def test_defaults():
     settings = load({"TARGET_MODEL": "Qwen/Qwen2.5-7B-Instruct"})
     assert (settings.engine, settings.port, settings.mem_fraction, settings.dtype, settings.spec_enabled) == (
-        "sglang", 8000, 0.85, "auto", False)
+        "sglang",
+        8000,
+        0.85,
+        "auto",
+        False,
+    )
     assert settings.accelerators is None and settings.max_model_len is None
 
 
-@pytest.mark.parametrize(("raw", "value"), [("1", True), ("TRUE", True), ("on", True), ("yes", True),
-                                             ("0", False), ("false", False), ("Off", False), ("no", False)])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("1", True),
+        ("TRUE", True),
+        ("on", True),
+        ("yes", True),
+        ("0", False),
+        ("false", False),
+        ("Off", False),
+        ("no", False),
+    ],
+)
 def test_one_boolean_parser(raw, value):
     assert load({"TARGET_MODEL": "m", "SPEC_ENABLED": raw}).spec_enabled is value
 
@@ -89,8 +106,17 @@ def test_missing_secret_file_names_the_variable(tmp_path):
 def test_secrets_never_appear_in_errors_or_output(cli, tmp_path):
     token, key = "hf_SUPERSECRETTOKEN", "sk-VERYSECRETKEY"
     for env in ({"PORT": "abc"}, {"ACCELERATORS": "H1000"}, {}, {"MEM_FRACTION": "9"}):
-        result = cli(["plan", "--json"], **{"TARGET_MODEL": "/nonexistent/model", "HF_TOKEN": token,
-                                            "API_KEY": key, "ACCELERATORS": "H100:1", "DEBUG": "1", **env})
+        result = cli(
+            ["plan", "--json"],
+            **{
+                "TARGET_MODEL": "/nonexistent/model",
+                "HF_TOKEN": token,
+                "API_KEY": key,
+                "ACCELERATORS": "H100:1",
+                "DEBUG": "1",
+                **env,
+            },
+        )
         assert result.returncode != 0
         assert token not in result.stdout + result.stderr and key not in result.stdout + result.stderr
 
@@ -102,7 +128,8 @@ def test_redacted_view_masks_secrets():
 
 def test_typo_warning():
     assert load({"TARGET_MODEL": "m", "MAX_MODE_LEN": "4096"}).warnings == (
-        "MAX_MODE_LEN is not a setting this image reads; did you mean MAX_MODEL_LEN?",)
+        "MAX_MODE_LEN is not a setting this image reads; did you mean MAX_MODEL_LEN?",
+    )
     assert load({"TARGET_MODEL": "m", "HOSTNAME": "x", "PATH": "/bin"}).warnings == ()
 
 
@@ -110,9 +137,24 @@ def test_table_is_complete(tmp_path):
     pem = tmp_path / "tls.pem"
     pem.write_text("x")
     names = {setting.name for setting in SETTINGS}
-    assert {"TARGET_MODEL", "ACCELERATORS", "ENGINE", "SERVED_MODEL_NAME", "PORT", "MAX_MODEL_LEN", "DTYPE",
-            "QUANTIZATION", "MEM_FRACTION", "HF_TOKEN", "SPEC_ENABLED", "SPEC_DRAFT_MODEL", "SPEC_METHOD",
-            "SPEC_NUM_TOKENS", "HF_REVISION", "API_KEY"} <= names
+    assert {
+        "TARGET_MODEL",
+        "ACCELERATORS",
+        "ENGINE",
+        "SERVED_MODEL_NAME",
+        "PORT",
+        "MAX_MODEL_LEN",
+        "DTYPE",
+        "QUANTIZATION",
+        "MEM_FRACTION",
+        "HF_TOKEN",
+        "SPEC_ENABLED",
+        "SPEC_DRAFT_MODEL",
+        "SPEC_METHOD",
+        "SPEC_NUM_TOKENS",
+        "HF_REVISION",
+        "API_KEY",
+    } <= names
     for setting in SETTINGS:  # every example parses: the hints never lie
         if setting.name.startswith("TLS_"):  # file paths: the example's folder exists only in a container
             assert setting.example.startswith("/run/secrets/")
@@ -121,10 +163,16 @@ def test_table_is_complete(tmp_path):
             load({"TARGET_MODEL": "m", setting.name: setting.example})
 
 
-@pytest.mark.parametrize(("env", "text"), [
-    ({"TLS_CERT_FILE": "/nonexistent.pem"}, "TLS_CERT_FILE='/nonexistent.pem' is not valid: the file cannot be read"),
-    ({"TLS_KEY_FILE": __file__}, "TLS_KEY_FILE is set but TLS_CERT_FILE is not"),
-])
+@pytest.mark.parametrize(
+    ("env", "text"),
+    [
+        (
+            {"TLS_CERT_FILE": "/nonexistent.pem"},
+            "TLS_CERT_FILE='/nonexistent.pem' is not valid: the file cannot be read",
+        ),
+        ({"TLS_KEY_FILE": __file__}, "TLS_KEY_FILE is set but TLS_CERT_FILE is not"),
+    ],
+)
 def test_tls_settings(env, text):
     with pytest.raises(SettingError) as caught:
         load({"TARGET_MODEL": "m", **env})

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TESTS, clean_env, pinned_version, run_cli
 from entrypoint import __version__
 from entrypoint.settings import SETTINGS
+from tests.support.cli import clean_env, pinned_version, run_cli
+from tests.support.paths import ROOT, TESTS
 
 YAMLS = sorted((ROOT / "skypilot").glob("*.yaml"))
 BROKEN = TESTS / "fixtures" / "broken"
@@ -28,14 +29,22 @@ BROKEN = TESTS / "fixtures" / "broken"
 KNOWN_VARIABLES = {s.name for s in SETTINGS} | {"HF_HOME", "HF_CACHE_BUCKET"}
 BUCKET = {"HF_CACHE_BUCKET": "ie-test-hf-cache"}
 SECRETS = {"HF_TOKEN", "API_KEY"}
-CATALOG = 'AcceleratorName,Clouds\nH100,"[\'AWS\', \'GCP\', \'Azure\']"\nH200,"[\'AWS\', \'GCP\']"\n'
+CATALOG = "AcceleratorName,Clouds\nH100,\"['AWS', 'GCP', 'Azure']\"\nH200,\"['AWS', 'GCP']\"\n"
 
 
 def run_check(engine_envs, home: Path, request: dict) -> dict:
-    """tests/skypilot_check.py in SkyPilot's environment, with a HOME of its own."""
-    result = subprocess.run([str(engine_envs["skypilot"] / "bin" / "python"), str(TESTS / "skypilot_check.py"),
-                             json.dumps(request)], capture_output=True, text=True, timeout=300,
-                            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SKY_RUNTIME_DIR": str(home)})
+    """tests/engines/skypilot_check.py in SkyPilot's environment, with a HOME of its own."""
+    result = subprocess.run(
+        [
+            str(engine_envs["skypilot"] / "bin" / "python"),
+            str(TESTS / "engines" / "skypilot_check.py"),
+            json.dumps(request),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SKY_RUNTIME_DIR": str(home)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -64,16 +73,18 @@ def problems(task: dict) -> list[str]:
     leaked = SECRETS & set(task["envs"])
     if leaked:
         found.append(f"secrets written into envs: {sorted(leaked)}")
-    if not SECRETS <= set(task["secrets"]):
+    if not set(task["secrets"]) >= SECRETS:
         found.append(f"HF_TOKEN and API_KEY must be secrets, got {task['secrets']}")
     unknown = set(task["envs"]) - KNOWN_VARIABLES
     if unknown:
         found.append(f"envs the entrypoint does not read: {sorted(unknown)}")
     if task["envs"].get("REQUIRE_API_KEY") != "true":
         found.append("REQUIRE_API_KEY is not true on an exposed port")
-    for image in task["image_ids"]:
-        image = (image or {}).get("null") or (image or {}).get(None) or ""
-        if not image.startswith("docker:ghcr.io/") or not image.endswith(tuple(image_tag(e) for e in ("sglang", "vllm"))):
+    for given in task["image_ids"]:
+        image = (given or {}).get("null") or (given or {}).get(None) or ""
+        if not image.startswith("docker:ghcr.io/") or not image.endswith(
+            tuple(image_tag(e) for e in ("sglang", "vllm"))
+        ):
             found.append(f"image_id {image!r} is not docker:<registry>/...:<engine>-<engine version>-<project version>")
     if task["ports"] != [["8000"]]:
         found.append(f"ports are {task['ports']}, not 8000")
@@ -118,8 +129,9 @@ def test_serve_keeps_the_hugging_face_cache_in_a_bucket(sky):
     test_endpoint_cpu.py proves a second start with the same HF_HOME downloads nothing)."""
     serve = str(ROOT / "skypilot" / "serve.yaml")
     task = sky([serve], env_overrides=BUCKET)[serve]["task"]
-    assert task["storage_mounts"] == {task["envs"]["HF_HOME"]: {
-        "name": BUCKET["HF_CACHE_BUCKET"], "source": None, "mode": "MOUNT_CACHED"}}
+    assert task["storage_mounts"] == {
+        task["envs"]["HF_HOME"]: {"name": BUCKET["HF_CACHE_BUCKET"], "source": None, "mode": "MOUNT_CACHED"}
+    }
     missing = sky([serve])[serve]
     assert not missing["ok"] and "'HF_CACHE_BUCKET' is None" in missing["error"] and "--env" in missing["error"]
 
@@ -129,21 +141,27 @@ def test_multinode_shape(sky):
     assert task["num_nodes"] == 2 and task["accelerators"] == [{"H100": 8}]
 
 
-@pytest.mark.parametrize(("broken", "error"), [
-    ("skypilot-num-nodes.yaml", "'two' is not of type 'integer'"),
-    ("skypilot-portz.yaml", "did you mean 'ports'"),
-])
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        ("skypilot-num-nodes.yaml", "'two' is not of type 'integer'"),
+        ("skypilot-portz.yaml", "did you mean 'ports'"),
+    ],
+)
 def test_skypilot_rejects_broken_copies(sky, broken, error):
     result = sky([BROKEN / broken])[str(BROKEN / broken)]
     assert not result["ok"] and error in result["error"]
 
 
-@pytest.mark.parametrize(("broken", "problem"), [
-    ("skypilot-token-in-envs.yaml", "secrets written into envs"),
-    ("skypilot-image-not-docker.yaml", "is not docker:"),
-    ("skypilot-short-delay.yaml", "shorter than a cold start"),
-    ("skypilot-cache-not-hf-home.yaml", "but HF_HOME is"),
-])
+@pytest.mark.parametrize(
+    ("broken", "problem"),
+    [
+        ("skypilot-token-in-envs.yaml", "secrets written into envs"),
+        ("skypilot-image-not-docker.yaml", "is not docker:"),
+        ("skypilot-short-delay.yaml", "shorter than a cold start"),
+        ("skypilot-cache-not-hf-home.yaml", "but HF_HOME is"),
+    ],
+)
 def test_our_checks_reject_what_skypilot_accepts(sky, broken, problem):
     result = sky([BROKEN / broken])[str(BROKEN / broken)]
     assert result["ok"], result.get("error")
@@ -153,8 +171,12 @@ def test_our_checks_reject_what_skypilot_accepts(sky, broken, problem):
 def test_run_blocks_pass_shellcheck(sky):
     shellcheck = Path(sys.executable).parent / "shellcheck"
     for path, result in sky(YAMLS, env_overrides=BUCKET).items():
-        checked = subprocess.run([str(shellcheck), "-s", "bash", "-f", "gcc", "-"], input=result["task"]["run"],
-                                 capture_output=True, text=True)
+        checked = subprocess.run(
+            [str(shellcheck), "-s", "bash", "-f", "gcc", "-"],
+            input=result["task"]["run"],
+            capture_output=True,
+            text=True,
+        )
         assert checked.returncode == 0, f"{path}: {checked.stdout}"
 
 
@@ -162,9 +184,18 @@ def test_run_blocks_pass_shellcheck(sky):
 def test_what_each_node_runs(sky, models, fake_gpus, tmp_path, rank):
     """The multinode YAML's envs plus what SkyPilot sets on a node, through the real entrypoint."""
     task = sky([ROOT / "skypilot" / "multinode.yaml"])[str(ROOT / "skypilot" / "multinode.yaml")]["task"]
-    env = clean_env(tmp_path, **{**task["envs"], "TARGET_MODEL": str(models("Llama-3.1-405B-Instruct")),
-                                 "API_KEY": "sk-node", "SKYPILOT_NUM_NODES": "2", "SKYPILOT_NODE_RANK": str(rank),
-                                 "SKYPILOT_NODE_IPS": "10.1.0.5\n10.1.0.6", **fake_gpus("h100x8")})
+    env = clean_env(
+        tmp_path,
+        **{
+            **task["envs"],
+            "TARGET_MODEL": str(models("Llama-3.1-405B-Instruct")),
+            "API_KEY": "sk-node",
+            "SKYPILOT_NUM_NODES": "2",
+            "SKYPILOT_NODE_RANK": str(rank),
+            "SKYPILOT_NODE_IPS": "10.1.0.5\n10.1.0.6",
+            **fake_gpus("h100x8"),
+        },
+    )
     result = run_cli(["plan", "--json"], env)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
@@ -176,8 +207,9 @@ def test_what_each_node_runs(sky, models, fake_gpus, tmp_path, rank):
 
 def test_endpoint_refuses_to_start_without_a_key(sky, models, tmp_path):
     task = sky([ROOT / "skypilot" / "endpoint.yaml"])[str(ROOT / "skypilot" / "endpoint.yaml")]["task"]
-    env = clean_env(tmp_path, **{**task["envs"], "TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")),
-                                 "ACCELERATORS": "H100:1"})
+    env = clean_env(
+        tmp_path, **{**task["envs"], "TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")), "ACCELERATORS": "H100:1"}
+    )
     result = run_cli([], env)
     assert result.returncode == 11 and "REQUIRE_API_KEY=false" in result.stderr
     assert run_cli(["plan"], env).returncode == 0  # planning needs no key
@@ -186,10 +218,13 @@ def test_endpoint_refuses_to_start_without_a_key(sky, models, tmp_path):
 RESTRICTED = ROOT / "skypilot" / "sky-config" / "aws-restricted-port.yaml"
 
 
-@pytest.mark.parametrize(("config", "matches"), [
-    (RESTRICTED, True),
-    (BROKEN / "sky-config-empty-group.yaml", False),
-])
+@pytest.mark.parametrize(
+    ("config", "matches"),
+    [
+        (RESTRICTED, True),
+        (BROKEN / "sky-config-empty-group.yaml", False),
+    ],
+)
 def test_restricted_port_config_is_read_by_skypilot(sky_config, config, matches):
     """The README's way to narrow port 8000 on AWS: SkyPilot's own loader accepts the snippet, and a cluster
     named like the README's (`-c llm`) gets the security group, so SkyPilot opens no port itself."""
@@ -199,6 +234,7 @@ def test_restricted_port_config_is_read_by_skypilot(sky_config, config, matches)
         return
     assert result["ok"], result["error"]
     # sky/clouds/aws.py picks the first pattern that fnmatchcase()es the cluster's name.
-    groups = [group for entry in result["value"] for pattern, group in entry.items()
-              if fnmatch.fnmatchcase("llm", pattern)]
+    groups = [
+        group for entry in result["value"] for pattern, group in entry.items() if fnmatch.fnmatchcase("llm", pattern)
+    ]
     assert groups[:1] == ["inference-endpoint-restricted"]

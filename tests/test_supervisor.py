@@ -10,49 +10,67 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, TESTS, free_port, report
 from entrypoint.engines import ENGINES
-from entrypoint.prices import SOURCE, GpuPrice
 from entrypoint.settings import load
-from entrypoint.supervisor import limits_from
-from entrypoint.usage import Usage, cost, read_usage
+from entrypoint.supervise.engine_metrics import Usage, cost, read_usage
+from entrypoint.supervise.prices import SOURCE, GpuPrice
+from entrypoint.supervise.supervisor import limits_from
+from tests.support.cli import free_port, report
+from tests.support.paths import ROOT, TESTS
 
 METRICS = TESTS / "fixtures" / "metrics"
 
 
-@pytest.mark.parametrize(("engine", "fixture", "expected"), [
-    # Recorded from the real vLLM 0.32.0 CPU server after 3 chats of 10 tokens and a 7-token stream.
-    ("vllm", "vllm-0.32.0-cpu.txt", Usage(requests=4, running=0, generation_tokens=37)),
-    # Recorded from sglang 0.5.23's own collectors (below), summed over is_streaming.
-    ("sglang", "sglang-0.5.23.txt", Usage(requests=42, running=3, generation_tokens=12345)),
-])
+@pytest.mark.parametrize(
+    ("engine", "fixture", "expected"),
+    [
+        # Recorded from the real vLLM 0.32.0 CPU server after 3 chats of 10 tokens and a 7-token stream.
+        ("vllm", "vllm-0.32.0-cpu.txt", Usage(requests=4, running=0, generation_tokens=37)),
+        # Recorded from sglang 0.5.23's own collectors (below), summed over is_streaming.
+        ("sglang", "sglang-0.5.23.txt", Usage(requests=42, running=3, generation_tokens=12345)),
+    ],
+)
 def test_usage_from_each_engines_metrics(engine, fixture, expected):
     assert read_usage((METRICS / fixture).read_text(), ENGINES[engine].metric_names) == expected
 
 
 def families(text: str) -> dict[str, tuple[str, frozenset[str]]]:
     """name -> (type, label names) of every family in a /metrics text."""
-    return {family.name: (family.type, frozenset(label for sample in family.samples for label in sample.labels))
-            for family in text_string_to_metric_families(text)}
+    return {
+        family.name: (family.type, frozenset(label for sample in family.samples for label in sample.labels))
+        for family in text_string_to_metric_families(text)
+    }
 
 
 def test_sglang_metrics_come_from_sglang_itself(engine_envs, models):
     """sglang cannot serve here, so its collectors are driven directly (tests/engines/sglang_metrics.py):
     the names we read exist in the pinned sglang with these types, and the fixture above is what it exports."""
-    live = subprocess.run([str(engine_envs["sglang"] / "bin" / "python"), str(TESTS / "engines" / "sglang_metrics.py"),
-                           str(models("Qwen2.5-7B-Instruct")), "Qwen2.5-7B-Instruct"], capture_output=True, text=True,
-                          timeout=300, env={"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1"})
+    live = subprocess.run(
+        [
+            str(engine_envs["sglang"] / "bin" / "python"),
+            str(TESTS / "engines" / "sglang_metrics.py"),
+            str(models("Qwen2.5-7B-Instruct")),
+            "Qwen2.5-7B-Instruct",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1"},
+    )
     assert live.returncode == 0, live.stderr[-3000:]
     names = ENGINES["sglang"].metric_names
     assert read_usage(live.stdout, names) == Usage(requests=42, running=3, generation_tokens=12345)
     exported = families(live.stdout)
-    assert {exported[names.requests][0], exported[names.generation_tokens][0], exported[names.running][0]} == \
-        {"counter", "gauge"} and exported[names.running][0] == "gauge"
+    assert {exported[names.requests][0], exported[names.generation_tokens][0], exported[names.running][0]} == {
+        "counter",
+        "gauge",
+    } and exported[names.running][0] == "gauge"
     recorded = families((METRICS / "sglang-0.5.23.txt").read_text())
     sglang_only = {name: value for name, value in exported.items() if name.startswith("sglang:")}
     assert sglang_only == {name: value for name, value in recorded.items() if name.startswith("sglang:")}
@@ -75,40 +93,51 @@ def test_cost_arithmetic_on_recorded_counters():
     assert cost(2.5, 1, 60, 0).per_1k_generated_tokens_usd is None
 
 
-# What limits_from reads of a plan: which GPU it runs on.
-H100_PLAN = SimpleNamespace(gpu_name="NVIDIA H100 80GB HBM3", gpu_memory_bytes=81559 * 2**20, on_cpu=False)
-CPU_PLAN = SimpleNamespace(gpu_name="cpu", gpu_memory_bytes=0, on_cpu=True)
+# What limits_from reads of a plan: the catalogue row the GPU was resolved to at start-up (None: no row).
+H100_PLAN = SimpleNamespace(gpu_catalog_name="H100")
+CPU_PLAN = SimpleNamespace(gpu_catalog_name=None)
 
 
 def test_exec_unless_something_must_watch():
     assert limits_from(load({"TARGET_MODEL": "m"}), H100_PLAN) is None
     limits = limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "30", "SHUTDOWN_TIMEOUT": "20"}), H100_PLAN)
     assert (limits.idle_seconds, limits.max_run_seconds, limits.drain_seconds, limits.poll_seconds) == (
-        1800, None, 50, 10.0)
+        1800,
+        None,
+        50,
+        10.0,
+    )
     assert limits_from(load({"TARGET_MODEL": "m", "IDLE_TIMEOUT_MIN": "1"}), H100_PLAN).poll_seconds == 3.0
     assert limits_from(load({"TARGET_MODEL": "m", "MAX_RUN_HOURS": "0.5"}), H100_PLAN).max_run_seconds == 1800
     assert limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400"}), H100_PLAN).metrics_port == 9400
 
 
-@pytest.mark.parametrize(("environ", "plan", "expected"), [
-    ({"GPU_HOURLY_USD": "2.5"}, H100_PLAN, GpuPrice(2.5, "GPU_HOURLY_USD")),  # what you pay wins
-    ({"GPU_HOURLY_USD": "0"}, H100_PLAN, GpuPrice(0.0, "GPU_HOURLY_USD")),  # reserved or owned hardware
-    ({}, H100_PLAN, GpuPrice(2.253, SOURCE)),  # else the typical spot price, labelled as such
-    ({}, SimpleNamespace(gpu_name="NVIDIA A100-SXM4-80GB", gpu_memory_bytes=81920 * 2**20, on_cpu=False),
-     GpuPrice(1.5712, SOURCE)),
-    ({}, SimpleNamespace(gpu_name="NVIDIA RTX A4000", gpu_memory_bytes=16376 * 2**20, on_cpu=False), None),
-    ({}, CPU_PLAN, None),  # no GPU, no GPU price
-    ({"GPU_HOURLY_USD": "0.4"}, CPU_PLAN, GpuPrice(0.4, "GPU_HOURLY_USD")),
-])
+@pytest.mark.parametrize(
+    ("environ", "plan", "expected"),
+    [
+        ({"GPU_HOURLY_USD": "2.5"}, H100_PLAN, GpuPrice(2.5, "GPU_HOURLY_USD")),  # what you pay wins
+        ({"GPU_HOURLY_USD": "0"}, H100_PLAN, GpuPrice(0.0, "GPU_HOURLY_USD")),  # reserved or owned hardware
+        ({}, H100_PLAN, GpuPrice(2.253, SOURCE)),  # else the typical spot price, labelled as such
+        ({}, SimpleNamespace(gpu_catalog_name="A100-80GB"), GpuPrice(1.5712, SOURCE)),
+        ({}, SimpleNamespace(gpu_catalog_name="A10G"), None),  # a catalogue GPU without a typical price
+        ({}, CPU_PLAN, None),  # no GPU, no GPU price
+        ({"GPU_HOURLY_USD": "0.4"}, CPU_PLAN, GpuPrice(0.4, "GPU_HOURLY_USD")),
+    ],
+)
 def test_which_price_the_cost_figures_use(environ, plan, expected):
     limits = limits_from(load({"TARGET_MODEL": "m", "METRICS_PORT": "9400", **environ}), plan)
     assert limits.price == expected
 
 
-
 def start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "entrypoint"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_report(env: dict[str, str]) -> dict:
@@ -124,7 +153,7 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    status = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     return status != "Z"
 
 
@@ -139,14 +168,21 @@ def test_engine_dying_gives_its_code_to_the_orchestrator(serve_env, engine_exit,
 
 def test_requests_in_flight_keep_it_alive(serve_env):
     port = free_port()
-    env = serve_env("sglang", FAKE_ENGINE_SLEEP="60", FAKE_ENGINE_METRICS=str(METRICS / "sglang-0.5.23.txt"),
-                    PORT=str(port), IDLE_TIMEOUT_MIN="0.02")  # 1.2 s, but the recording has 3 requests running
+    env = serve_env(
+        "sglang",
+        FAKE_ENGINE_SLEEP="60",
+        FAKE_ENGINE_METRICS=str(METRICS / "sglang-0.5.23.txt"),
+        PORT=str(port),
+        IDLE_TIMEOUT_MIN="0.02",
+    )  # 1.2 s, but the recording has 3 requests running
     process = start(env)
     wait_for_report(env)
     time.sleep(5)
     assert process.poll() is None
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=30)
+    _, stderr = process.communicate(timeout=30)
+    # Without this the test would pass with scraping broken: an engine never seen ready is never idle.
+    assert "supervisor: engine ready" in stderr
 
 
 def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
@@ -168,15 +204,25 @@ def test_max_run_hours_stops_everything_and_exits_0(serve_env):
     assert not alive(engine["pid"])
 
 
-@pytest.mark.parametrize(("price_setting", "price", "source"), [
-    ({"GPU_HOURLY_USD": "2.5"}, 2.5, "GPU_HOURLY_USD"),
-    ({}, 2.253, SOURCE),  # ACCELERATORS=H100:1 and no price given: the typical spot price, said so
-])
+@pytest.mark.parametrize(
+    ("price_setting", "price", "source"),
+    [
+        ({"GPU_HOURLY_USD": "2.5"}, 2.5, "GPU_HOURLY_USD"),
+        ({}, 2.253, SOURCE),  # ACCELERATORS=H100:1 and no price given: the typical spot price, said so
+    ],
+)
 def test_idle_engine_is_stopped_and_cost_is_exported(serve_env, price_setting, price, source):
     port, metrics_port = free_port(), free_port()
     # The recorded vLLM counters: no request in flight, and they never move, so it is idle from the start.
-    env = serve_env("vllm", FAKE_ENGINE_SLEEP="60", FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
-                    PORT=str(port), IDLE_TIMEOUT_MIN="0.1", METRICS_PORT=str(metrics_port), **price_setting)
+    env = serve_env(
+        "vllm",
+        FAKE_ENGINE_SLEEP="60",
+        FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
+        PORT=str(port),
+        IDLE_TIMEOUT_MIN="0.1",
+        METRICS_PORT=str(metrics_port),
+        **price_setting,
+    )
     process = start(env)
     engine = wait_for_report(env)
     deadline = time.monotonic() + 20
@@ -197,7 +243,8 @@ def test_idle_engine_is_stopped_and_cost_is_exported(serve_env, price_setting, p
     assert families["inference_endpoint_gpu_hourly_usd"].samples[0].labels == {"source": source}
     # Cost per 1k tokens is the running cost over the engine's own token counter.
     assert value["inference_endpoint_cost_per_1k_generated_tokens_usd"] == pytest.approx(
-        value["inference_endpoint_running_cost_usd"] / 0.037, rel=0.2)
+        value["inference_endpoint_running_cost_usd"] / 0.037, rel=0.2
+    )
     _, stderr = process.communicate(timeout=60)  # idle after 6 s
     assert process.returncode == 0 and "(IDLE_TIMEOUT_MIN)" in stderr
     assert f"cost figures use ${price:.2f} per GPU-hour: {source}" in stderr
@@ -215,3 +262,61 @@ def test_metrics_port_in_use_is_a_setting_error(serve_env):
     assert process.returncode == 10
     assert stderr.strip().splitlines()[-1].startswith(f"error: METRICS_PORT={port} cannot be used")
     assert "Traceback" not in stderr
+
+
+def test_engine_killed_after_serving_gives_its_status(serve_env, tmp_path):
+    """The engine dying once it served is the supervisor's exit status (137 for SIGKILL), so Docker's or
+    SkyPilot's restart policy sees a failure."""
+    env = serve_env(
+        FAKE_ENGINE_SLEEP="60",
+        FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
+        PORT=str(free_port()),
+        METRICS_PORT=str(free_port()),
+    )
+    log = tmp_path / "supervisor.log"
+    with open(log, "w", encoding="utf-8") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+        )
+    engine = wait_for_report(env)
+    deadline = time.monotonic() + 30
+    while "supervisor: engine ready" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "supervisor: engine ready" in log.read_text()
+    os.kill(engine["pid"], signal.SIGKILL)
+    assert process.wait(timeout=30) == 128 + signal.SIGKILL
+    assert "exited after serving with status -9; exiting 137" in log.read_text()
+
+
+class SteppingClock:
+    """A monotonic clock that moves `step` seconds each time it is read: hours pass in a few polls."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_max_run_hours_counts_hours_on_the_supervisors_clock(serve_env, models):
+    """MAX_RUN_HOURS=12 in-process, on an injected clock: the cap is read in hours, the engine (a real child
+    that would run for a minute) is stopped with SIGTERM, and the supervisor exits 0."""
+    import io
+
+    from entrypoint import launch
+    from entrypoint.supervise.supervisor import Supervisor
+    from tests.support.planning import plan_env
+
+    env = serve_env(FAKE_ENGINE_SLEEP="60", MAX_RUN_HOURS="12")
+    settings, plan = plan_env(env)
+    engine = ENGINES[settings.engine]
+    started = launch.prepare(engine, settings, plan, env, python=sys.executable)
+    limits = limits_from(settings, plan)
+    log = io.StringIO()
+    clock = SteppingClock(step=4 * 3600.0)  # four hours per reading: start, then 4, 8, 12 hours in
+    code = Supervisor(started, engine, plan, settings, limits, log, clock=clock).run()
+    assert code == 0
+    assert "stopping vllm: running for 12.0 h (MAX_RUN_HOURS)" in log.getvalue()
+    assert clock.now == 16 * 3600  # stopped at the first poll that reached the cap
+    assert not alive(report(env)["pid"])

@@ -8,10 +8,11 @@ module. `build` is pure: a `ServeRequest` in, a `Command` out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
-from ..cluster import Cluster
+from ..hardware.cluster import Cluster
 
 if TYPE_CHECKING:  # the plan imports this module; only type checkers need the reverse
     from ..plan import Plan
@@ -31,7 +32,7 @@ class ServeRequest:
     requested_quantization: str | None = None  # only what the user asked for; the checkpoint's own is implicit
     python: str = "python3"
     host: str = "0.0.0.0"
-    cluster: Cluster = Cluster()  # this node's place when the plan spans nodes
+    cluster: Cluster = field(default_factory=Cluster)  # this node's place when the plan spans nodes
     tls_cert: str | None = None
     tls_key: str | None = None
     log_requests: bool = False
@@ -59,8 +60,10 @@ def model_source_flags(request: ServeRequest) -> list[str]:
 
 
 def tls_flags(request: ServeRequest) -> list[str]:
-    """Both engines serve HTTPS themselves with the same two flags."""
-    return ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key] if request.tls_cert else []
+    """Both engines serve HTTPS themselves with the same two flags (settings only accept them as a pair)."""
+    if request.tls_cert and request.tls_key:
+        return ["--ssl-certfile", request.tls_cert, "--ssl-keyfile", request.tls_key]
+    return []
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class Engine:
     quantization_methods: frozenset[str]
     # Values the engine once accepted, with what to use instead.
     removed_quantization: Mapping[str, str]
+    # The --quantization values that mean FP8 (online when the checkpoint is not quantized).
+    fp8_methods: frozenset[str]
     # FP8 below native support (compute capability 8.9) runs weight-only
     # through Marlin down to this capability; below it FP8 is refused.
     fp8_min_capability: tuple[int, int]

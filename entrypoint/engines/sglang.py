@@ -9,16 +9,45 @@ from __future__ import annotations
 from .base import Command, Engine, MetricNames, ServeRequest, model_source_flags, tls_flags
 
 # argparse choices of --quantization in sglang 0.5.23 (server_args choices.py).
-QUANTIZATION_METHODS = frozenset({
-    "awq", "fp8", "mxfp8", "gptq", "gptq_marlin", "awq_marlin", "bitsandbytes", "gguf", "modelopt",
-    "modelopt_fp8", "modelopt_fp4", "nvfp4_online", "modelopt_mixed", "petit_nvfp4", "w8a8_int8", "w8a8_fp8",
-    "moe_wna16", "w4afp8", "mxfp4", "auto-round", "auto-round-int8", "compressed-tensors", "modelslim",
-    "mxfp_w4a8", "quark", "quark_int4fp8_moe", "quark_mxfp4", "mlx_q4", "mlx_q8", "unquant", "humming",
-})
+QUANTIZATION_METHODS = frozenset(
+    {
+        "awq",
+        "fp8",
+        "mxfp8",
+        "gptq",
+        "gptq_marlin",
+        "awq_marlin",
+        "bitsandbytes",
+        "gguf",
+        "modelopt",
+        "modelopt_fp8",
+        "modelopt_fp4",
+        "nvfp4_online",
+        "modelopt_mixed",
+        "petit_nvfp4",
+        "w8a8_int8",
+        "w8a8_fp8",
+        "moe_wna16",
+        "w4afp8",
+        "mxfp4",
+        "auto-round",
+        "auto-round-int8",
+        "compressed-tensors",
+        "modelslim",
+        "mxfp_w4a8",
+        "quark",
+        "quark_int4fp8_moe",
+        "quark_mxfp4",
+        "mlx_q4",
+        "mlx_q8",
+        "unquant",
+        "humming",
+    }
+)
 
 REMOVED_QUANTIZATION = {
     "torchao": "sglang removed its torchao integration in 0.5.18; use fp8 (online) or an awq/gptq checkpoint, "
-               "or ENGINE=vllm",
+    "or ENGINE=vllm",
     "int4wo-128": "torchao options were removed from sglang in 0.5.18; use an awq or gptq checkpoint",
     "int8wo": "torchao options were removed from sglang in 0.5.18; use w8a8_int8 or fp8",
     "int8dq": "torchao options were removed from sglang in 0.5.18; use w8a8_int8",
@@ -27,7 +56,8 @@ REMOVED_QUANTIZATION = {
     "int8": "use w8a8_int8",
 }
 
-# Bisected on sglang wheels (../shared/reference/engine-cli.md, section 6).
+# Bisected on sglang wheels: each flag is rejected by the pinned parser (tests/test_contract.py checks it);
+# the version that removed it is from sglang's release notes and git history.
 REMOVED_FLAGS = {
     "--enable-ep-moe": "nothing: the planner sets --ep-size for MoE models (removed in 0.5.5)",
     "--enable-deepep-moe": "--moe-a2a-backend deepep (removed in 0.5.5)",
@@ -49,32 +79,60 @@ REMOVED_FLAGS = {
     "--disable-mla": "--attention-backend ...",
 }
 
-SPECULATIVE_METHODS = {"eagle": "EAGLE", "eagle3": "EAGLE3", "draft_model": "STANDALONE", "dflash": "DFLASH",
-                       "mtp": "NEXTN", "ngram": "NGRAM"}
+SPECULATIVE_METHODS = {
+    "eagle": "EAGLE",
+    "eagle3": "EAGLE3",
+    "draft_model": "STANDALONE",
+    "dflash": "DFLASH",
+    "mtp": "NEXTN",
+    "ngram": "NGRAM",
+}
 
 
 def build(request: ServeRequest) -> Command:
     plan = request.plan
-    argv = [request.python, "-m", "sglang.launch_server",
-            "--model-path", request.model,
-            "--served-model-name", request.served_name,
-            # sglang binds 127.0.0.1:30000 unless told otherwise.
-            "--host", request.host,
-            "--port", str(request.port),
-            "--tp-size", str(plan.tp),
-            "--pp-size", str(plan.pp),
-            "--dp-size", str(plan.dp)]
+    argv = [
+        request.python,
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        request.model,
+        "--served-model-name",
+        request.served_name,
+        # sglang binds 127.0.0.1:30000 unless told otherwise.
+        "--host",
+        request.host,
+        "--port",
+        str(request.port),
+        "--tp-size",
+        str(plan.tp),
+        "--pp-size",
+        str(plan.pp),
+        "--dp-size",
+        str(plan.dp),
+    ]
     if plan.ep > 1:
         argv += ["--ep-size", str(plan.ep)]
     node = request.cluster
     if node.multi_node:
         # tp and pp are global sizes: each node runs tp*pp/nnodes ranks.
-        argv += ["--nnodes", str(node.nodes), "--node-rank", str(node.rank),
-                 "--dist-init-addr", f"{node.head}:{node.port}"]
-    argv += ["--context-length", str(plan.max_model_len),
-             "--dtype", plan.dtype,
-             # weights + KV pool; activations and CUDA graphs live outside it.
-             "--mem-fraction-static", str(plan.mem_fraction)]
+        argv += [
+            "--nnodes",
+            str(node.nodes),
+            "--node-rank",
+            str(node.rank),
+            "--dist-init-addr",
+            f"{node.head}:{node.port}",
+        ]
+    argv += [
+        "--context-length",
+        str(plan.max_model_len),
+        "--dtype",
+        plan.dtype,
+        # weights + KV pool; activations and CUDA graphs live outside it.
+        "--mem-fraction-static",
+        str(plan.mem_fraction),
+    ]
     argv += model_source_flags(request)
     argv += _speculative_args(request)
     if request.api_key:
@@ -105,8 +163,14 @@ def _speculative_args(request: ServeRequest) -> list[str]:
         # All three or none: topk or draft-tokens without num-steps is an AssertionError,
         # and with topk 1 sglang forces draft tokens to steps + 1 anyway.
         steps = speculation.num_tokens
-        args += ["--speculative-num-steps", str(steps), "--speculative-eagle-topk", "1",
-                 "--speculative-num-draft-tokens", str(steps + 1)]
+        args += [
+            "--speculative-num-steps",
+            str(steps),
+            "--speculative-eagle-topk",
+            "1",
+            "--speculative-num-draft-tokens",
+            str(steps + 1),
+        ]
     return args
 
 
@@ -115,6 +179,7 @@ ENGINE = Engine(
     package="sglang",
     quantization_methods=QUANTIZATION_METHODS,
     removed_quantization=REMOVED_QUANTIZATION,
+    fp8_methods=frozenset({"fp8", "w8a8_fp8"}),
     # Fp8Config.get_min_capability() is 80; SM 8.0-8.8 auto-enables Marlin FP8.
     fp8_min_capability=(8, 0),
     # --ep-size is carved out of the TP group (moe_tp = tp // ep): ep = tp.
@@ -124,8 +189,9 @@ ENGINE = Engine(
     secret_flags=frozenset({"--api-key", "--admin-api-key", "--ssl-keyfile-password"}),
     build=build,
     # observability/metrics_collector.py (sglang) and v1/metrics/loggers.py (vLLM) at the pinned versions.
-    metric_names=MetricNames(requests="sglang:num_requests", running="sglang:num_running_reqs",
-                             generation_tokens="sglang:generation_tokens"),
+    metric_names=MetricNames(
+        requests="sglang:num_requests", running="sglang:num_running_reqs", generation_tokens="sglang:generation_tokens"
+    ),
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "moe_wna16"}),
         "gptq": frozenset({"gptq", "gptq_marlin", "moe_wna16"}),

@@ -8,29 +8,62 @@ the one spelling that works in the CUDA image, the CPU image and the PyPI
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
+from ..units import GIB
 from .base import Command, Engine, MetricNames, ServeRequest, model_source_flags, tls_flags
+
+if TYPE_CHECKING:
+    from ..speculative import Speculation
 
 # vLLM validates --quantization when it builds ModelConfig; this is the list
 # of model_executor/layers/quantization/__init__.py (same in 0.32 and 0.33)
 # plus the online shorthands.
-QUANTIZATION_METHODS = frozenset({
-    "awq", "auto_awq", "fp8", "fbgemm_fp8", "fp_quant", "modelopt", "modelopt_fp4", "modelopt_mxfp8",
-    "modelopt_mixed", "auto_gptq", "gptq", "gptq_marlin", "awq_marlin", "humming", "compressed-tensors",
-    "experts_int8", "quark", "moe_wna16", "torchao", "inc", "mxfp4", "gpt_oss_mxfp4", "deepseek_v4_fp8", "online",
-    "fp8_per_tensor", "fp8_per_block", "fp8_per_channel", "int8_per_channel_weight_only", "nvfp4_per_token",
-    "mxfp8",
-})
+QUANTIZATION_METHODS = frozenset(
+    {
+        "awq",
+        "auto_awq",
+        "fp8",
+        "fbgemm_fp8",
+        "fp_quant",
+        "modelopt",
+        "modelopt_fp4",
+        "modelopt_mxfp8",
+        "modelopt_mixed",
+        "auto_gptq",
+        "gptq",
+        "gptq_marlin",
+        "awq_marlin",
+        "humming",
+        "compressed-tensors",
+        "experts_int8",
+        "quark",
+        "moe_wna16",
+        "torchao",
+        "inc",
+        "mxfp4",
+        "gpt_oss_mxfp4",
+        "deepseek_v4_fp8",
+        "online",
+        "fp8_per_tensor",
+        "fp8_per_block",
+        "fp8_per_channel",
+        "int8_per_channel_weight_only",
+        "nvfp4_per_token",
+        "mxfp8",
+    }
+)
 
 REMOVED_QUANTIZATION = {
     "bitsandbytes": "vLLM removed bitsandbytes in 0.28; use QUANTIZATION=fp8 (online), an awq/gptq checkpoint, "
-                    "or ENGINE=sglang",
+    "or ENGINE=sglang",
     "gguf": "vLLM removed GGUF in 0.24; use the safetensors checkpoint",
     "marlin": "vLLM removed it in 0.10.2; use gptq_marlin or awq_marlin (or leave QUANTIZATION unset)",
     "aqlm": "vLLM removed AQLM in 0.10.1; use an awq or gptq checkpoint",
 }
 
-# Bisected on vLLM sdists (../shared/reference/engine-cli.md, section 6).
+# Bisected on vLLM sdists: each flag is rejected by the pinned parser (tests/test_contract.py checks it);
+# the version that removed it is from vLLM's release notes and git history.
 REMOVED_FLAGS = {
     "--worker-use-ray": "--distributed-executor-backend ray",
     "--engine-use-ray": "--distributed-executor-backend ray",
@@ -58,38 +91,61 @@ REMOVED_FLAGS = {
     "--calculate-kv-scales": "nothing: removed in 0.28.0",
 }
 
-SPECULATIVE_METHODS = {method: method for method in
-                       ("eagle", "eagle3", "draft_model", "dflash", "mtp", "ngram", "suffix")}
+SPECULATIVE_METHODS = {
+    method: method for method in ("eagle", "eagle3", "draft_model", "dflash", "mtp", "ngram", "suffix")
+}
 DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts whose config gives none
-
-GIB = 1024**3
 
 
 def build(request: ServeRequest) -> Command:
     plan = request.plan
-    argv = [request.python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", request.model,
-            "--served-model-name", request.served_name,
-            "--host", request.host,
-            "--port", str(request.port),
-            "--tensor-parallel-size", str(plan.tp),
-            "--pipeline-parallel-size", str(plan.pp),
-            "--data-parallel-size", str(plan.dp)]
+    argv = [
+        request.python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        request.model,
+        "--served-model-name",
+        request.served_name,
+        "--host",
+        request.host,
+        "--port",
+        str(request.port),
+        "--tensor-parallel-size",
+        str(plan.tp),
+        "--pipeline-parallel-size",
+        str(plan.pp),
+        "--data-parallel-size",
+        str(plan.dp),
+    ]
     if plan.ep > 1:  # an error on dense models, hence only when the planner chose EP
         argv.append("--enable-expert-parallel")
     node = request.cluster
     if node.multi_node:
         # The multiprocessing backend across nodes: the head serves HTTP, the others only run workers.
-        argv += ["--nnodes", str(node.nodes), "--node-rank", str(node.rank),
-                 "--master-addr", node.head, "--master-port", str(node.port)]
+        argv += [
+            "--nnodes",
+            str(node.nodes),
+            "--node-rank",
+            str(node.rank),
+            "--master-addr",
+            str(node.head),
+            "--master-port",
+            str(node.port),
+        ]
         if not node.is_head:
             argv.append("--headless")
-    argv += ["--max-model-len", str(plan.max_model_len),
-             "--dtype", plan.dtype,
-             "--gpu-memory-utilization", str(plan.mem_fraction)]
+    argv += [
+        "--max-model-len",
+        str(plan.max_model_len),
+        "--dtype",
+        plan.dtype,
+        "--gpu-memory-utilization",
+        str(plan.mem_fraction),
+    ]
     argv += model_source_flags(request)
     if plan.speculative:
-        argv += ["--speculative-config", _speculative_config(request)]
+        argv += ["--speculative-config", _speculative_config(plan.speculative)]
     argv += tls_flags(request)
     if request.log_requests:
         argv.append("--enable-log-requests")
@@ -105,8 +161,7 @@ def build(request: ServeRequest) -> Command:
     return Command(argv=tuple(argv), env=env)
 
 
-def _speculative_config(request: ServeRequest) -> str:
-    speculation = request.plan.speculative
+def _speculative_config(speculation: Speculation) -> str:
     config: dict[str, object] = {"method": SPECULATIVE_METHODS[speculation.method]}
     if speculation.draft_model:
         config["model"] = speculation.draft_model
@@ -119,6 +174,7 @@ ENGINE = Engine(
     package="vllm",
     quantization_methods=QUANTIZATION_METHODS,
     removed_quantization=REMOVED_QUANTIZATION,
+    fp8_methods=frozenset({"fp8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel"}),
     # Fp8Config min capability 75: Turing/Ampere get Marlin weight-only FP8.
     fp8_min_capability=(7, 5),
     # --enable-expert-parallel spans the whole TP x DP world.
@@ -127,8 +183,9 @@ ENGINE = Engine(
     removed_flags=REMOVED_FLAGS,
     secret_flags=frozenset({"--api-key", "--hf-token", "--ssl-keyfile-password"}),
     build=build,
-    metric_names=MetricNames(requests="vllm:request_success", running="vllm:num_requests_running",
-                             generation_tokens="vllm:generation_tokens"),
+    metric_names=MetricNames(
+        requests="vllm:request_success", running="vllm:num_requests_running", generation_tokens="vllm:generation_tokens"
+    ),
     supports_cpu=True,
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "auto_awq", "moe_wna16"}),

@@ -1,14 +1,14 @@
 """The safetensors header: an 8-byte little-endian length, then JSON.
 
-Only headers are ever read. `parse_header()` is pure; `read_local_header()`
-reads a file's first bytes and checks the header against the file's size so a
-truncated download is caught before an engine spends minutes loading it.
+Only headers are ever read, and this module reads none itself (pure):
+`model.source.read_local_header` reads a file's first bytes, and
+`check_file_size` compares the header with the file's size so that a truncated
+download is caught before an engine spends minutes loading it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import struct
 from dataclasses import dataclass
 from math import prod
@@ -18,11 +18,25 @@ from ..errors import CorruptCheckpointError
 # Bytes per element for every dtype the format defines; F4 / F6 pack two or
 # more values per byte and count fractionally.
 DTYPE_BYTES: dict[str, float] = {
-    "F64": 8, "I64": 8, "U64": 8,
-    "F32": 4, "I32": 4, "U32": 4,
-    "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
-    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1,
-    "F6_E2M3": 0.75, "F6_E3M2": 0.75, "F4": 0.5,
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+    "F32": 4,
+    "I32": 4,
+    "U32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I16": 2,
+    "U16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "F8_E8M0": 1,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F6_E2M3": 0.75,
+    "F6_E3M2": 0.75,
+    "F4": 0.5,
 }
 
 # A header larger than this is not a header (the format caps it at 100 MB).
@@ -73,25 +87,23 @@ def parse_header(raw: bytes, source: str) -> tuple[dict[str, Tensor], int]:
 def header_length(prefix: bytes, source: str) -> int:
     if len(prefix) < 8:
         raise _corrupt(source, "it is shorter than 8 bytes")
-    (length,) = struct.unpack("<Q", prefix[:8])
+    length = int(struct.unpack("<Q", prefix[:8])[0])
     if length == 0 or length > MAX_HEADER_BYTES:
         raise _corrupt(source, f"its header length field says {length} bytes")
     return length
 
 
-def read_local_header(path: str) -> dict[str, Tensor]:
-    """Read one local file's header, checking it against the file size."""
-    source = os.path.basename(path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        length = header_length(handle.read(8), source)
-        if 8 + length > size:
-            raise _corrupt(source, f"its header claims {length} bytes but the file has {size}")
-        tensors, data_end = parse_header(handle.read(length), source)
+def check_file_size(source: str, size: int, length: int, data_end: int | None) -> CorruptCheckpointError | None:
+    """The error for a file whose size disagrees with its header (data_end None: the header itself is cut)."""
+    if data_end is None:
+        return _corrupt(source, f"its header claims {length} bytes but the file has {size}")
     if 8 + length + data_end != size:
-        raise _corrupt(source, f"the file has {size} bytes but its header describes {8 + length + data_end} "
-                               "(truncated or unfinished download?)")
-    return tensors
+        return _corrupt(
+            source,
+            f"the file has {size} bytes but its header describes {8 + length + data_end} "
+            "(truncated or unfinished download?)",
+        )
+    return None
 
 
 def _corrupt(source: str, why: str) -> CorruptCheckpointError:

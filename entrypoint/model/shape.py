@@ -7,8 +7,9 @@ models (DeepSeek) cache a compressed latent instead of K and V.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import CorruptCheckpointError
 
@@ -78,11 +79,15 @@ def from_config(config: Mapping[str, Any], source: str = "config.json") -> Model
         head_dim=int(text.get("head_dim") or hidden // heads),
         vocab_size=int(text.get("vocab_size") or config.get("vocab_size") or 0),
         max_position=_max_position(text),
-        dtype=str(config.get("torch_dtype") or config.get("dtype") or text.get("torch_dtype")
-                  or text.get("dtype") or "bfloat16"),
+        dtype=str(
+            config.get("torch_dtype")
+            or config.get("dtype")
+            or text.get("torch_dtype")
+            or text.get("dtype")
+            or "bfloat16"
+        ),
         experts=int(_first(text, *_EXPERT_KEYS, default=0) or 0),
-        experts_per_token=int(_first(text, "num_experts_per_tok", "moe_topk", "num_experts_per_token",
-                                     default=0) or 0),
+        experts_per_token=int(_first(text, "num_experts_per_tok", "moe_topk", "num_experts_per_token", default=0) or 0),
         shared_experts=_shared_experts(text),
         kv_lora_rank=int(text.get("kv_lora_rank") or 0),
         qk_rope_head_dim=int(text.get("qk_rope_head_dim") or 0),

@@ -13,46 +13,47 @@ import contextlib
 import glob
 import json
 import os
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from ..errors import (CorruptCheckpointError, GatedModelError, HubUnreachableError, ModelNotFoundError,
-                      NoSafetensorsError, RevisionNotFoundError)
+from ..errors import (
+    CorruptCheckpointError,
+    GatedModelError,
+    HubUnreachableError,
+    ModelNotFoundError,
+    NoSafetensorsError,
+    RevisionNotFoundError,
+)
 from . import shape as shape_module
 from . import weights
-from .safetensors import Tensor, read_local_header
+from .info import ModelInfo
+from .safetensors import Tensor, check_file_size, header_length, parse_header
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 OTHER_WEIGHT_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.gguf")
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    location: str  # "local folder" or "hub"
-    shape: shape_module.ModelShape
-    weights: weights.WeightSummary
-    shards: int
-
-
-def read_model(target: str, revision: str | None = None, token: str | None = None,
-               offline: bool = False) -> ModelInfo:
+def read_model(target: str, revision: str | None = None, token: str | None = None, offline: bool = False) -> ModelInfo:
     """Read config.json and safetensors headers of a folder or Hub repo."""
     if os.path.isdir(target):
         return _from_folder(target, target, "local folder")
     if target.startswith(("/", "./", "../", "~")):
-        raise ModelNotFoundError(f"TARGET_MODEL={target} is not a folder",
-                                 "mount the model folder into the container, or use a Hub id like Qwen/Qwen2.5-7B-Instruct")
+        raise ModelNotFoundError(
+            f"TARGET_MODEL={target} is not a folder",
+            "mount the model folder into the container, or use a Hub id like Qwen/Qwen2.5-7B-Instruct",
+        )
     with _hub_errors(target, revision, token):
         if offline:
             from huggingface_hub import snapshot_download
+
             folder = snapshot_download(target, revision=revision, local_files_only=True)
             return _from_folder(folder, target, "hub cache (offline)")
         return _from_hub(target, revision, token)
 
 
 # ---------------------------------------------------------------- local folder
+
 
 def _from_folder(folder: str, name: str, location: str) -> ModelInfo:
     config = _read_config(os.path.join(folder, "config.json"), name)
@@ -61,8 +62,9 @@ def _from_folder(folder: str, name: str, location: str) -> ModelInfo:
     for path in files:
         tensors.update(read_local_header(path))
     shape = shape_module.from_config(config)
-    return ModelInfo(name=name, location=location, shape=shape,
-                     weights=weights.summarize(tensors, shape), shards=len(files))
+    return ModelInfo(
+        name=name, location=location, shape=shape, weights=weights.summarize(tensors, shape), shards=len(files)
+    )
 
 
 def _read_config(path: str, name: str) -> Mapping[str, Any]:
@@ -70,11 +72,14 @@ def _read_config(path: str, name: str) -> Mapping[str, Any]:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except FileNotFoundError:
-        raise ModelNotFoundError(f"{name} has no config.json",
-                                 "point TARGET_MODEL at a Hugging Face model folder (config.json + *.safetensors)") from None
+        raise ModelNotFoundError(
+            f"{name} has no config.json",
+            "point TARGET_MODEL at a Hugging Face model folder (config.json + *.safetensors)",
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptCheckpointError(f"{name}: config.json is not valid JSON ({exc})",
-                                     "download the model again") from None
+        raise CorruptCheckpointError(
+            f"{name}: config.json is not valid JSON ({exc})", "download the model again"
+        ) from None
     if not isinstance(config, dict):
         raise CorruptCheckpointError(f"{name}: config.json is not a JSON object", "download the model again")
     return config
@@ -87,15 +92,23 @@ def _local_shards(folder: str, name: str) -> list[str]:
         # ship a consolidated.safetensors that must not be counted twice).
         names = sorted(set(_read_index(index_path, name).values()))
         files = [os.path.join(folder, shard) for shard in names]
-        missing = [shard for shard, path in zip(names, files) if not os.path.exists(path)]
+        missing = [shard for shard, path in zip(names, files, strict=True) if not os.path.exists(path)]
         if missing:
-            raise CorruptCheckpointError(f"{name}: {INDEX_FILE} lists {len(missing)} missing file(s), e.g. {missing[0]}",
-                                         "finish the download (huggingface-cli download) or remove the index")
+            raise CorruptCheckpointError(
+                f"{name}: {INDEX_FILE} lists {len(missing)} missing file(s), e.g. {missing[0]}",
+                "finish the download (huggingface-cli download) or remove the index",
+            )
         return files
     files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
     if not files:
-        _raise_no_safetensors(name, [os.path.basename(p) for pattern in OTHER_WEIGHT_PATTERNS
-                                     for p in glob.glob(os.path.join(folder, pattern))])
+        _raise_no_safetensors(
+            name,
+            [
+                os.path.basename(p)
+                for pattern in OTHER_WEIGHT_PATTERNS
+                for p in glob.glob(os.path.join(folder, pattern))
+            ],
+        )
     return files
 
 
@@ -103,10 +116,13 @@ def _read_index(path: str, name: str) -> Mapping[str, str]:
     try:
         with open(path, encoding="utf-8") as handle:
             weight_map = json.load(handle)["weight_map"]
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpointError(f"{name}: {INDEX_FILE} is not a safetensors index ({exc})",
-                                     "download the model again") from None
-    return weight_map
+        if not isinstance(weight_map, dict):
+            raise TypeError("weight_map is not an object")
+    except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(
+            f"{name}: {INDEX_FILE} is not a safetensors index ({exc})", "download the model again"
+        ) from None
+    return {str(tensor): str(shard) for tensor, shard in weight_map.items()}
 
 
 def _raise_no_safetensors(name: str, others: list[str]) -> None:
@@ -118,7 +134,23 @@ def _raise_no_safetensors(name: str, others: list[str]) -> None:
     )
 
 
+def read_local_header(path: str) -> dict[str, Tensor]:
+    """Read one local file's header (its first bytes only), checking it against the file size."""
+    source = os.path.basename(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        length = header_length(handle.read(8), source)
+        problem = check_file_size(source, size, length, None) if 8 + length > size else None
+        if problem is None:
+            tensors, data_end = parse_header(handle.read(length), source)
+            problem = check_file_size(source, size, length, data_end)
+    if problem is not None:
+        raise problem
+    return tensors
+
+
 # ---------------------------------------------------------------- the Hub
+
 
 def _from_hub(repo: str, revision: str | None, token: str | None) -> ModelInfo:
     from huggingface_hub import HfApi, hf_hub_download
@@ -133,13 +165,23 @@ def _from_hub(repo: str, revision: str | None, token: str | None) -> ModelInfo:
     except NotASafetensorsRepoError:
         _raise_no_safetensors(repo, [])
     except SafetensorsParsingError as exc:
-        raise CorruptCheckpointError(f"{repo}: a safetensors header cannot be parsed ({exc})",
-                                     "check the repo's files, or pin HF_REVISION to a good commit") from None
-    tensors = {name: Tensor(dtype=info.dtype, shape=tuple(info.shape))
-               for file_metadata in metadata.files_metadata.values() for name, info in file_metadata.tensors.items()}
+        raise CorruptCheckpointError(
+            f"{repo}: a safetensors header cannot be parsed ({exc})",
+            "check the repo's files, or pin HF_REVISION to a good commit",
+        ) from None
+    tensors = {
+        name: Tensor(dtype=info.dtype, shape=tuple(info.shape))
+        for file_metadata in metadata.files_metadata.values()
+        for name, info in file_metadata.tensors.items()
+    }
     shape = shape_module.from_config(config)
-    return ModelInfo(name=repo, location="hub", shape=shape, weights=weights.summarize(tensors, shape),
-                     shards=len(metadata.files_metadata))
+    return ModelInfo(
+        name=repo,
+        location="hub",
+        shape=shape,
+        weights=weights.summarize(tensors, shape),
+        shards=len(metadata.files_metadata),
+    )
 
 
 def _sharded_metadata_in_one_request(api: Any, repo: str, revision: str | None, token: str | None) -> Any:
@@ -162,8 +204,14 @@ def _sharded_metadata_in_one_request(api: Any, repo: str, revision: str | None, 
 def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[None]:
     """Translate huggingface_hub's exceptions into one-line user errors (never showing the token)."""
     from huggingface_hub import constants
-    from huggingface_hub.errors import (GatedRepoError, HFValidationError, HfHubHTTPError,
-                                        LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
     from huggingface_hub.errors import RevisionNotFoundError as HubRevisionNotFound
 
     token_hint = "set HF_TOKEN (or HF_TOKEN_FILE) to a token with access"
@@ -171,22 +219,30 @@ def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[
         yield
     except GatedRepoError:
         why = "the HF_TOKEN given has no access to it" if token else "no HF_TOKEN was given"
-        raise GatedModelError(f"{repo} is gated: {why}",
-                              f"accept its license on the model page, then {token_hint}") from None
+        raise GatedModelError(
+            f"{repo} is gated: {why}", f"accept its license on the model page, then {token_hint}"
+        ) from None
     except RepositoryNotFoundError:
-        raise ModelNotFoundError(f"TARGET_MODEL={repo} does not exist on {constants.ENDPOINT}"
-                                 + ("" if token else " (or it is private)"),
-                                 f"check the spelling (org/name); for a private repo {token_hint}") from None
+        raise ModelNotFoundError(
+            f"TARGET_MODEL={repo} does not exist on {constants.ENDPOINT}" + ("" if token else " (or it is private)"),
+            f"check the spelling (org/name); for a private repo {token_hint}",
+        ) from None
     except HubRevisionNotFound:
-        raise RevisionNotFoundError(f"HF_REVISION={revision} does not exist in {repo}",
-                                    "use a branch, tag or commit of the repo, for example HF_REVISION=main") from None
+        raise RevisionNotFoundError(
+            f"HF_REVISION={revision} does not exist in {repo}",
+            "use a branch, tag or commit of the repo, for example HF_REVISION=main",
+        ) from None
     except HFValidationError:
-        raise ModelNotFoundError(f"TARGET_MODEL={repo!r} is neither a folder nor a Hub repo id",
-                                 "use org/name, for example TARGET_MODEL=Qwen/Qwen2.5-7B-Instruct") from None
+        raise ModelNotFoundError(
+            f"TARGET_MODEL={repo!r} is neither a folder nor a Hub repo id",
+            "use org/name, for example TARGET_MODEL=Qwen/Qwen2.5-7B-Instruct",
+        ) from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         if constants.HF_HUB_OFFLINE:
-            raise ModelNotFoundError(f"{repo} is not in the local cache ({constants.HF_HUB_CACHE}) and "
-                                     "HF_HUB_OFFLINE=1", "download it once online, or mount the cache volume") from None
+            raise ModelNotFoundError(
+                f"{repo} is not in the local cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1",
+                "download it once online, or mount the cache volume",
+            ) from None
         raise _unreachable(constants.ENDPOINT, exc) from None
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", 0) or 0
@@ -206,7 +262,8 @@ _NETWORK_ERROR_NAMES = {"TransportError", "ConnectionError", "Timeout", "Request
 
 def _is_network_error(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError)) or any(
-        cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(exc).__mro__)
+        cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(exc).__mro__
+    )
 
 
 def _unreachable(endpoint: str, exc: BaseException) -> HubUnreachableError:

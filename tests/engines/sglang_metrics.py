@@ -26,8 +26,13 @@ class _Absent(types.ModuleType):
         return type(name, (), {})
 
 
-for _name in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional", "torchvision.io",
-              "torchvision.ops"):
+for _name in (
+    "torchvision",
+    "torchvision.transforms",
+    "torchvision.transforms.functional",
+    "torchvision.io",
+    "torchvision.ops",
+):
     sys.modules[_name] = _Absent(_name)
 
 from prometheus_client import REGISTRY, generate_latest  # noqa: E402
@@ -52,17 +57,30 @@ def main() -> None:
     runtime_context.publish(server_args, role="scheduler")
     labels = {"model_name": served_name}
     # The labels SchedulerMetricsCollector.init_new gives rank 0 of a plain (not disaggregated) server.
-    scheduler = SchedulerMetricsCollector(server_args=server_args, labels={
-        **labels, "engine_type": DisaggregationMode.to_engine_type(DisaggregationMode.NULL), "tp_rank": 0,
-        "pp_rank": 0, "moe_ep_rank": 0})
+    scheduler = SchedulerMetricsCollector(
+        server_args=server_args,
+        labels={
+            **labels,
+            "engine_type": DisaggregationMode.to_engine_type(DisaggregationMode.NULL),
+            "tp_rank": 0,
+            "pp_rank": 0,
+            "moe_ep_rank": 0,
+        },
+    )
     scheduler.log_stats(SchedulerStats(num_running_reqs=QueueCount(total=RUNNING)))
     tokenizer = TokenizerMetricsCollector(server_args=server_args, labels=labels)
     for streamed, requests, tokens in FINISHED:
         for index in range(requests):
             share = tokens // requests + (1 if index < tokens % requests else 0)
-            tokenizer.observe_one_finished_request(labels, prompt_tokens=100, generation_tokens=share,
-                                                   cached_tokens=0, e2e_latency=0.5, has_grammar=False,
-                                                   is_streaming=streamed)
+            tokenizer.observe_one_finished_request(
+                labels,
+                prompt_tokens=100,
+                generation_tokens=share,
+                cached_tokens=0,
+                e2e_latency=0.5,
+                has_grammar=False,
+                is_streaming=streamed,
+            )
     sys.stdout.write(generate_latest(REGISTRY).decode())
 
 

@@ -14,12 +14,13 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 
 def serve_metrics(path: str, port: int) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            body = open(path, "rb").read() if self.path == "/metrics" else b"ok"
+        def do_GET(self):
+            body = Path(path).read_bytes() if self.path == "/metrics" else b"ok"
             self.send_response(200 if self.path in ("/metrics", "/health") else 404)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.end_headers()
@@ -33,8 +34,13 @@ def serve_metrics(path: str, port: int) -> None:
 
 
 def main(module: str) -> None:
-    report = {"pid": os.getpid(), "module": module, "argv": sys.argv[1:], "env": dict(os.environ),
-              "executable": sys.executable}
+    report = {
+        "pid": os.getpid(),
+        "module": module,
+        "argv": sys.argv[1:],
+        "env": dict(os.environ),
+        "executable": sys.executable,
+    }
     with open(os.environ["FAKE_ENGINE_REPORT"], "w", encoding="utf-8") as handle:
         json.dump(report, handle)
     if os.environ.get("FAKE_ENGINE_METRICS"):

@@ -6,7 +6,7 @@ the CUDA compute capability ("9.0") or the AMD gfx target ("gfx942").
 
 To add a GPU: append one `GpuSpec` row to `GPUS` (SkyPilot's name first, then
 aliases), with its memory and capability, and add it to a test in
-tests/test_gpus.py.
+tests/test_hardware.py.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import UnknownAcceleratorError
-
-MIB = 1024 * 1024
+from ..errors import UnknownAcceleratorError
+from ..units import MIB
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,11 @@ class GpuSpec:
     @property
     def memory_bytes(self) -> int:
         return self.memory_mib * MIB
+
+    @property
+    def vendor(self) -> str:
+        # AMD rows carry a gfx target instead of a CUDA compute capability.
+        return "amd" if self.capability.startswith("gfx") else "nvidia"
 
 
 GPUS: tuple[GpuSpec, ...] = (
@@ -72,8 +76,7 @@ def lookup(name: str) -> GpuSpec:
         known = ", ".join(spec.name for spec in GPUS)
         raise UnknownAcceleratorError(
             f"ACCELERATORS names an unknown GPU {name!r}; known: {known}, cpu",
-            "use one of those names (e.g. ACCELERATORS=H100:4), or add a row to GPUS in "
-            "entrypoint/gpu_catalog.py",
+            "use one of those names (e.g. ACCELERATORS=H100:4), or add a row to GPUS in entrypoint/hardware/catalog.py",
         )
     return spec
 
@@ -89,6 +92,14 @@ def identify(detected_name: str, memory_bytes: int) -> GpuSpec | None:
     if not candidates:
         return None
     return min(candidates, key=lambda spec: abs(spec.memory_bytes - memory_bytes))
+
+
+def parse_capability(text: str) -> tuple[int, int] | None:
+    """CUDA compute capability "8.9" -> (8, 9); None for AMD gfx targets and unknown values."""
+    major, _, minor = text.strip().partition(".")
+    if not major.isdigit() or not (minor or "0").isdigit():
+        return None
+    return int(major), int(minor or 0)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""What the engine will run on: detected GPUs, or an ACCELERATORS spec.
+"""The GPUs nvidia-smi shows this process.
 
-`detect()` is the only I/O here (it runs nvidia-smi and reads /proc/meminfo);
-`parse_query()`, `parse_mig_list()`, `select_visible()` and `summarize()` are
-pure and tested against recorded outputs.
+`detect()` is the only I/O here (it runs nvidia-smi); `parse_query()`,
+`parse_mig_list()`, `select_visible()` and `summarize()` are pure and tested
+against recorded outputs (tests/fixtures/nvidia-smi).
 """
 
 from __future__ import annotations
@@ -10,46 +10,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from .errors import NoGpuError, NvidiaSmiFailedError, NvidiaSmiMissingError
-from .gpu_catalog import MIB, Accelerators
+from ..errors import NoGpuError, NvidiaSmiFailedError, NvidiaSmiMissingError
+from ..units import MIB
+from .catalog import identify, parse_capability
+from .types import Gpu, Hardware
 
 QUERY_FIELDS = "index,name,memory.total,compute_cap,uuid,mig.mode.current"
 QUERY_ARGS = (f"--query-gpu={QUERY_FIELDS}", "--format=csv,noheader,nounits")
 
 
-@dataclass(frozen=True)
-class Gpu:
-    index: str
-    name: str
-    memory_bytes: int
-    capability: str
-    uuid: str = ""
-    mig: bool = False
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """The devices one engine instance plans for (per node)."""
-
-    name: str
-    memory_bytes: int  # per device; the smallest when they differ
-    capability: str  # lowest of the devices
-    count: int  # devices per node
-    source: str  # "nvidia-smi", "ACCELERATORS" or "cpu"
-    nodes: int = 1
-    is_cpu: bool = False
-    mig: bool = False
-    notes: tuple[str, ...] = ()
-
-    @property
-    def total_count(self) -> int:
-        return self.count * self.nodes
-
-
 # ---------------------------------------------------------------- pure parsing
+
 
 def parse_query(text: str) -> list[Gpu]:
     """Parse `nvidia-smi --query-gpu=QUERY_FIELDS --format=csv,noheader,nounits`."""
@@ -64,9 +37,16 @@ def parse_query(text: str) -> list[Gpu]:
                 "check that `nvidia-smi` works on the host; the driver may be too old (needs compute_cap, R510+)",
             )
         index, name, memory_mib, capability, uuid, mig_mode = cells
-        gpus.append(Gpu(index=index, name=name, memory_bytes=int(memory_mib) * MIB,
-                        capability="" if capability.startswith("[") else capability,
-                        uuid=uuid, mig=mig_mode == "Enabled"))
+        gpus.append(
+            Gpu(
+                index=index,
+                name=name,
+                memory_bytes=int(memory_mib) * MIB,
+                capability="" if capability.startswith("[") else capability,
+                uuid=uuid,
+                mig=mig_mode == "Enabled",
+            )
+        )
     return gpus
 
 
@@ -86,8 +66,16 @@ def parse_mig_list(text: str, parents: Sequence[Gpu]) -> list[Gpu]:
             # Profile names like "3g.40gb" carry the slice's memory in (decimal) GB.
             size = re.search(r"(\d+)gb", match["profile"])
             memory = int(size.group(1)) * 1000 * MIB if size else parent.memory_bytes
-            devices.append(Gpu(index=f"{parent.index}:{match['dev']}", name=f"{parent.name} MIG {match['profile']}",
-                               memory_bytes=memory, capability=parent.capability, uuid=match["uuid"], mig=True))
+            devices.append(
+                Gpu(
+                    index=f"{parent.index}:{match['dev']}",
+                    name=f"{parent.name} MIG {match['profile']}",
+                    memory_bytes=memory,
+                    capability=parent.capability,
+                    uuid=match["uuid"],
+                    mig=True,
+                )
+            )
     return devices
 
 
@@ -135,35 +123,25 @@ def summarize(gpus: Sequence[Gpu], notes: Sequence[str] = ()) -> Hardware:
     mig = any(gpu.mig for gpu in gpus)
     if mig:
         all_notes.append("MIG instances: each is planned as its own small GPU")
-    return Hardware(name=smallest.name, memory_bytes=smallest.memory_bytes,
-                    capability=min(capabilities, key=_capability_key) if capabilities else "",
-                    count=len(gpus), source="nvidia-smi", mig=mig, notes=tuple(all_notes))
+    return Hardware(
+        name=smallest.name,
+        memory_bytes=smallest.memory_bytes,
+        capability=_lowest(capabilities),
+        count=len(gpus),
+        source="nvidia-smi",
+        mig=mig,
+        notes=tuple(all_notes),
+        # A MIG slice is no catalogue GPU: hints and prices must not treat it as a whole one.
+        spec=None if mig else identify(smallest.name, smallest.memory_bytes),
+    )
 
 
-def _capability_key(capability: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", capability)) or (0,)
-
-
-def from_accelerators(accelerators: Accelerators, cpu_memory_bytes: int = 0) -> Hardware:
-    if accelerators.is_cpu:
-        return Hardware(name="cpu", memory_bytes=cpu_memory_bytes, capability="", count=1,
-                        source="cpu", is_cpu=True)
-    spec = accelerators.spec
-    return Hardware(name=spec.name, memory_bytes=spec.memory_bytes, capability=spec.capability,
-                    count=accelerators.count, source="ACCELERATORS")
-
-
-def compare(planned: Hardware, detected: Hardware) -> list[str]:
-    """Sentences about how ACCELERATORS differs from what nvidia-smi shows."""
-    differences = []
-    if detected.count != planned.count:
-        differences.append(f"{detected.count} visible, not {planned.count}")
-    if abs(detected.memory_bytes - planned.memory_bytes) > 2 * 1024 * MIB:
-        differences.append(f"{detected.memory_bytes // 2**30} GiB each, not {planned.memory_bytes // 2**30} GiB")
-    if not differences:
-        return []
-    return [f"ACCELERATORS says {planned.name}:{planned.count} but nvidia-smi shows {detected.name}: "
-            f"{'; '.join(differences)}. Planning for ACCELERATORS."]
+def _lowest(capabilities: Sequence[str]) -> str:
+    """The lowest CUDA capability ("8.0" of "8.0" and "9.0"); AMD gfx targets only when there is no CUDA one."""
+    cuda = [text for text in capabilities if parse_capability(text)]
+    if cuda:
+        return min(cuda, key=lambda text: parse_capability(text) or (0, 0))
+    return capabilities[0] if capabilities else ""
 
 
 # ---------------------------------------------------------------- I/O edge
@@ -171,7 +149,7 @@ def compare(planned: Hardware, detected: Hardware) -> list[str]:
 Runner = Callable[[Sequence[str], Mapping[str, str]], "subprocess.CompletedProcess[str]"]
 
 
-def _run(args: Sequence[str], environ: Mapping[str, str]) -> "subprocess.CompletedProcess[str]":
+def _run(args: Sequence[str], environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False, env=dict(environ))
 
 
@@ -200,15 +178,8 @@ def detect(environ: Mapping[str, str], run: Runner = _run) -> Hardware:
         gpus = [gpu for gpu in gpus if not gpu.mig] + migs
     visible, notes = select_visible(gpus, environ)
     if not visible:
-        raise NoGpuError(f"no GPU is visible ({'; '.join(notes) or 'nvidia-smi listed none'})",
-                         "unset CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES, or run with --gpus all")
+        raise NoGpuError(
+            f"no GPU is visible ({'; '.join(notes) or 'nvidia-smi listed none'})",
+            "unset CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES, or run with --gpus all",
+        )
     return summarize(visible, notes)
-
-
-def host_memory_bytes(meminfo_path: str = "/proc/meminfo") -> int:
-    """Total RAM, the CPU path's 'GPU memory'."""
-    with open(meminfo_path, encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    raise OSError(f"no MemTotal in {meminfo_path}")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .gpu_catalog import GpuSpec
-
 SOURCE = "typical spot price (GCP us-central1, GPU only, SkyPilot catalog 017e2502)"
 
 TYPICAL_SPOT_USD_PER_GPU_HOUR = {
@@ -33,9 +31,10 @@ class GpuPrice:
     source: str  # "GPU_HOURLY_USD", or SOURCE
 
 
-def gpu_price(configured_usd: float | None, gpu: GpuSpec | None) -> GpuPrice | None:
-    """The price the cost metrics use: the setting, else the table's row for this GPU, else none."""
+def gpu_price(configured_usd: float | None, catalog_name: str | None) -> GpuPrice | None:
+    """The price the cost metrics use: the setting, else the table's row for this GPU (by its catalogue
+    name, `Plan.gpu_catalog_name`), else none."""
     if configured_usd is not None:
         return GpuPrice(configured_usd, "GPU_HOURLY_USD")
-    typical = TYPICAL_SPOT_USD_PER_GPU_HOUR.get(gpu.name) if gpu else None
+    typical = TYPICAL_SPOT_USD_PER_GPU_HOUR.get(catalog_name) if catalog_name else None
     return GpuPrice(typical, SOURCE) if typical is not None else None

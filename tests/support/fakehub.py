@@ -66,8 +66,11 @@ class FakeHub:
         if repo is None:
             return _error(404, "RepoNotFound", "Repository not found")
         if repo.gated and request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error(401 if "Authorization" not in request.headers else 403, "GatedRepo",
-                          "Access to model is restricted. You must have access to it and be authenticated.")
+            return _error(
+                401 if "Authorization" not in request.headers else 403,
+                "GatedRepo",
+                "Access to model is restricted. You must have access to it and be authenticated.",
+            )
         return serve(repo)
 
     def _file(self, repo: Repo, filename: str, request: Request) -> Response:
@@ -90,13 +93,22 @@ class FakeHub:
 
     def _info(self, repo_id: str, repo: Repo) -> Response:
         files = sorted(path.name for path in repo.folder.iterdir() if path.is_file())
-        return Response(json.dumps({"id": repo_id, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}),
-                        mimetype="application/json")
+        return Response(
+            json.dumps({"id": repo_id, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}),
+            mimetype="application/json",
+        )
 
     def _tree(self, repo: Repo) -> Response:
-        entries = [{"type": "file", "path": path.name, "size": path.stat().st_size,
-                    "oid": hashlib.sha1(path.name.encode()).hexdigest()}
-                   for path in sorted(repo.folder.iterdir()) if path.is_file()]
+        entries = [
+            {
+                "type": "file",
+                "path": path.name,
+                "size": path.stat().st_size,
+                "oid": hashlib.sha1(path.name.encode()).hexdigest(),
+            }
+            for path in sorted(repo.folder.iterdir())
+            if path.is_file()
+        ]
         return Response(json.dumps(entries), mimetype="application/json")
 
     def _sharded(self, repo: Repo, filename: str) -> Response:
@@ -113,5 +125,9 @@ class FakeHub:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return Response(json.dumps({"error": message}), status=status, mimetype="application/json",
-                    headers={"X-Error-Code": code, "X-Error-Message": message})
+    return Response(
+        json.dumps({"error": message}),
+        status=status,
+        mimetype="application/json",
+        headers={"X-Error-Code": code, "X-Error-Message": message},
+    )

@@ -9,9 +9,12 @@ head's address; everything else about the layout comes from the plan.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .errors import SettingError
-from .settings import Settings
+from ..errors import SettingError
+
+if TYPE_CHECKING:  # pure: the settings module is the configuration edge
+    from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,13 @@ def from_settings(settings: Settings) -> Cluster:
     if nodes == 1:
         return Cluster(port=settings.dist_port)
     if rank >= nodes:
-        raise SettingError(f"SKYPILOT_NODE_RANK={rank} is not below SKYPILOT_NUM_NODES={nodes}",
-                           f"ranks run from 0 to {nodes - 1}; SkyPilot sets both, check the task's num_nodes")
+        raise SettingError(
+            f"SKYPILOT_NODE_RANK={rank} is not below SKYPILOT_NUM_NODES={nodes}",
+            f"ranks run from 0 to {nodes - 1}; SkyPilot sets both, check the task's num_nodes",
+        )
     if not ips or len(ips) < nodes:
-        raise SettingError(f"SKYPILOT_NODE_IPS lists {len(ips or ())} address(es) for SKYPILOT_NUM_NODES={nodes}",
-                           "for example SKYPILOT_NODE_IPS=10.0.0.1\\n10.0.0.2 (one per node, head first)")
+        raise SettingError(
+            f"SKYPILOT_NODE_IPS lists {len(ips or ())} address(es) for SKYPILOT_NUM_NODES={nodes}",
+            "for example SKYPILOT_NODE_IPS=10.0.0.1\\n10.0.0.2 (one per node, head first)",
+        )
     return Cluster(nodes=nodes, rank=rank, head=ips[0], port=settings.dist_port)

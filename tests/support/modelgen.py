@@ -13,7 +13,7 @@ import math
 import struct
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures" / "models"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 DTYPE_BYTES = {"F32": 4, "I32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "U8": 1}
 
 
@@ -44,8 +44,10 @@ def architecture_tensors(config: dict) -> dict[str, tuple[tuple[int, ...], str]]
     dtype = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}[config.get("torch_dtype", "bfloat16")]
     prefix = "language_model.model" if "text_config" in config else "model"
     h, vocab = text["hidden_size"], text["vocab_size"]
-    t: dict[str, tuple[tuple[int, ...], str]] = {f"{prefix}.embed_tokens.weight": ((vocab, h), dtype),
-                                                 f"{prefix}.norm.weight": ((h,), dtype)}
+    t: dict[str, tuple[tuple[int, ...], str]] = {
+        f"{prefix}.embed_tokens.weight": ((vocab, h), dtype),
+        f"{prefix}.norm.weight": ((h,), dtype),
+    }
     if not config.get("tie_word_embeddings", False):
         t["lm_head.weight"] = ((vocab, h), dtype)
     total_layers = text["num_hidden_layers"] + text.get("num_nextn_predict_layers", 0)
@@ -66,11 +68,15 @@ def _attention(c: dict, p: str, dtype: str) -> dict:
     h, heads = c["hidden_size"], c["num_attention_heads"]
     if c.get("kv_lora_rank"):
         qk = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
-        t = {f"{p}.self_attn.kv_a_proj_with_mqa.weight": ((c["kv_lora_rank"] + c["qk_rope_head_dim"], h), dtype),
-             f"{p}.self_attn.kv_a_layernorm.weight": ((c["kv_lora_rank"],), dtype),
-             f"{p}.self_attn.kv_b_proj.weight": ((heads * (c["qk_nope_head_dim"] + c["v_head_dim"]),
-                                                  c["kv_lora_rank"]), dtype),
-             f"{p}.self_attn.o_proj.weight": ((h, heads * c["v_head_dim"]), dtype)}
+        t = {
+            f"{p}.self_attn.kv_a_proj_with_mqa.weight": ((c["kv_lora_rank"] + c["qk_rope_head_dim"], h), dtype),
+            f"{p}.self_attn.kv_a_layernorm.weight": ((c["kv_lora_rank"],), dtype),
+            f"{p}.self_attn.kv_b_proj.weight": (
+                (heads * (c["qk_nope_head_dim"] + c["v_head_dim"]), c["kv_lora_rank"]),
+                dtype,
+            ),
+            f"{p}.self_attn.o_proj.weight": ((h, heads * c["v_head_dim"]), dtype),
+        }
         if c.get("q_lora_rank"):
             t[f"{p}.self_attn.q_a_proj.weight"] = ((c["q_lora_rank"], h), dtype)
             t[f"{p}.self_attn.q_a_layernorm.weight"] = ((c["q_lora_rank"],), dtype)
@@ -79,10 +85,12 @@ def _attention(c: dict, p: str, dtype: str) -> dict:
             t[f"{p}.self_attn.q_proj.weight"] = ((heads * qk, h), dtype)
         return t
     kv, hd = c.get("num_key_value_heads", heads), c.get("head_dim") or h // heads
-    t = {f"{p}.self_attn.q_proj.weight": ((heads * hd, h), dtype),
-         f"{p}.self_attn.k_proj.weight": ((kv * hd, h), dtype),
-         f"{p}.self_attn.v_proj.weight": ((kv * hd, h), dtype),
-         f"{p}.self_attn.o_proj.weight": ((h, heads * hd), dtype)}
+    t = {
+        f"{p}.self_attn.q_proj.weight": ((heads * hd, h), dtype),
+        f"{p}.self_attn.k_proj.weight": ((kv * hd, h), dtype),
+        f"{p}.self_attn.v_proj.weight": ((kv * hd, h), dtype),
+        f"{p}.self_attn.o_proj.weight": ((h, heads * hd), dtype),
+    }
     if c.get("model_type") in ("qwen2", "qwen2_moe"):
         for name, rows in (("q", heads * hd), ("k", kv * hd), ("v", kv * hd)):
             t[f"{p}.self_attn.{name}_proj.bias"] = ((rows,), dtype)
@@ -94,8 +102,11 @@ def _attention(c: dict, p: str, dtype: str) -> dict:
 
 def _ffn(p: str, h: int, inter: int, dtype: str, names=("gate_proj", "up_proj", "down_proj")) -> dict:
     gate, up, down = names
-    return {f"{p}.{gate}.weight": ((inter, h), dtype), f"{p}.{up}.weight": ((inter, h), dtype),
-            f"{p}.{down}.weight": ((h, inter), dtype)}
+    return {
+        f"{p}.{gate}.weight": ((inter, h), dtype),
+        f"{p}.{up}.weight": ((inter, h), dtype),
+        f"{p}.{down}.weight": ((h, inter), dtype),
+    }
 
 
 def _mlp(c: dict, p: str, layer: int, dtype: str) -> dict:
@@ -123,8 +134,9 @@ def _mlp(c: dict, p: str, layer: int, dtype: str) -> dict:
 
 
 def _is_linear(name: str, shape: tuple[int, ...]) -> bool:
-    return (len(shape) == 2 and name.endswith("_proj.weight") or name.endswith((".w1.weight", ".w2.weight",
-                                                                                 ".w3.weight")))
+    return (len(shape) == 2 and name.endswith("_proj.weight")) or name.endswith(
+        (".w1.weight", ".w2.weight", ".w3.weight")
+    )
 
 
 def quantize(tensors: dict, checkpoint: dict) -> dict:
@@ -155,13 +167,14 @@ def write_shards(folder: Path, tensors: dict, shards: int) -> None:
     names = list(tensors)
     weight_map, total = {}, 0
     for index in range(shards):  # spread evenly so no shard is empty
-        chunk = names[index * len(names) // shards:(index + 1) * len(names) // shards]
+        chunk = names[index * len(names) // shards : (index + 1) * len(names) // shards]
         filename = "model.safetensors" if shards == 1 else f"model-{index + 1:05d}-of-{shards:05d}.safetensors"
         total += write_header_only(folder / filename, {n: tensors[n] for n in chunk})
         weight_map.update({n: filename for n in chunk})
     if shards > 1:
         (folder / "model.safetensors.index.json").write_text(
-            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+        )
 
 
 def header_bytes(tensors: dict) -> tuple[bytes, int]:

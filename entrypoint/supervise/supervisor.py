@@ -19,24 +19,22 @@ IDLE_TIMEOUT_MIN, MAX_RUN_HOURS or METRICS_PORT. Then it
 
 from __future__ import annotations
 
+import contextlib
 import signal
-import ssl
 import subprocess
 import time
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import TextIO
 
-from .engines.base import Engine
-from .errors import SettingError
-from .gpu_catalog import identify
-from .launch import Launch
-from .plan import Plan
+from .. import loopback
+from ..engines.base import Engine
+from ..errors import ENGINE_EXITED_UNASKED, SettingError
+from ..launch import Launch
+from ..plan import Plan
+from ..settings import Settings
+from .engine_metrics import Usage, cost, read_usage
 from .prices import GpuPrice, gpu_price
-from .settings import Settings
-from .usage import Usage, cost, read_usage
-
-ENGINE_FAILED = 51  # the engine exited 0 on its own: still a failure for an orchestrator
 
 
 @dataclass(frozen=True)
@@ -58,12 +56,11 @@ def limits_from(settings: Settings, plan: Plan) -> Limits | None:
     """None when nothing needs watching: then the engine is exec'd."""
     if not (settings.idle_timeout_min or settings.max_run_hours or settings.metrics_port):
         return None
-    gpu = None if plan.on_cpu else identify(plan.gpu_name, plan.gpu_memory_bytes)
     return Limits(
         idle_seconds=settings.idle_timeout_min * 60 if settings.idle_timeout_min else None,
         max_run_seconds=settings.max_run_hours * 3600 if settings.max_run_hours else None,
         metrics_port=settings.metrics_port,
-        price=gpu_price(settings.gpu_hourly_usd, gpu),
+        price=gpu_price(settings.gpu_hourly_usd, plan.gpu_catalog_name),
         drain_seconds=settings.shutdown_timeout + 30,
     )
 
@@ -76,9 +73,20 @@ class Exporter:
 
         self.registry = CollectorRegistry()
         info = Info("inference_endpoint_plan", "The plan the engine runs", registry=self.registry)
-        info.info({"engine": plan.engine, "model": plan.model, "gpu": plan.gpu_name, "gpus": str(plan.gpu_count),
-                   "tp": str(plan.tp), "pp": str(plan.pp), "dp": str(plan.dp), "ep": str(plan.ep),
-                   "nodes": str(plan.nodes), "max_model_len": str(plan.max_model_len)})
+        info.info(
+            {
+                "engine": plan.engine,
+                "model": plan.model,
+                "gpu": plan.gpu_name,
+                "gpus": str(plan.gpu_count),
+                "tp": str(plan.tp),
+                "pp": str(plan.pp),
+                "dp": str(plan.dp),
+                "ep": str(plan.ep),
+                "nodes": str(plan.nodes),
+                "max_model_len": str(plan.max_model_len),
+            }
+        )
 
         def gauge(name: str, text: str) -> Gauge:
             return Gauge(f"inference_endpoint_{name}", text, registry=self.registry)
@@ -89,8 +97,12 @@ class Exporter:
         self.requests = gauge("requests", "Requests the engine has finished")
         self.tokens = gauge("generation_tokens", "Tokens the engine has generated")
         if price is not None:  # which price the cost figures use, and where it came from
-            Gauge("inference_endpoint_gpu_hourly_usd", "Price of one GPU-hour used for the cost figures",
-                  ["source"], registry=self.registry).labels(source=price.source).set(price.usd_per_gpu_hour)
+            Gauge(
+                "inference_endpoint_gpu_hourly_usd",
+                "Price of one GPU-hour used for the cost figures",
+                ["source"],
+                registry=self.registry,
+            ).labels(source=price.source).set(price.usd_per_gpu_hour)
         self.hourly = gauge("cost_usd_per_hour", "The GPU-hour price times the GPUs of the plan")
         self.running_cost = gauge("running_cost_usd", "Cost of the GPUs since start")
         self.per_1k = gauge("cost_per_1k_generated_tokens_usd", "Running cost per 1,000 generated tokens")
@@ -101,27 +113,44 @@ class Exporter:
 
 
 class Supervisor:
-    def __init__(self, launch: Launch, engine: Engine, plan: Plan, settings: Settings, limits: Limits,
-                 log: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self.launch, self.engine, self.plan, self.limits, self.log, self.clock = \
-            launch, engine, plan, limits, log, clock
-        scheme = "https" if settings.tls_cert_file else "http"
-        self.metrics_url = f"{scheme}://127.0.0.1:{settings.port}/metrics"
+    def __init__(
+        self,
+        launch: Launch,
+        engine: Engine,
+        plan: Plan,
+        settings: Settings,
+        limits: Limits,
+        log: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.launch, self.engine, self.plan, self.limits, self.log, self.clock = (
+            launch,
+            engine,
+            plan,
+            limits,
+            log,
+            clock,
+        )
+        self.port, self.tls = settings.port, bool(settings.tls_cert_file)
         self.forwarded: int | None = None  # the signal we passed on, if any
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen[bytes] | None = None
 
     def run(self) -> int:
         exporter = self._exporter()
-        self._say(f"supervising {self.engine.name} (idle timeout {self._minutes(self.limits.idle_seconds)}, "
-                  f"run limit {self._minutes(self.limits.max_run_seconds)}"
-                  + (f", metrics on :{self.limits.metrics_port}" if exporter else "") + ")")
+        self._say(
+            f"supervising {self.engine.name} (idle timeout {self._minutes(self.limits.idle_seconds)}, "
+            f"run limit {self._minutes(self.limits.max_run_seconds)}"
+            + (f", metrics on :{self.limits.metrics_port}" if exporter else "")
+            + ")"
+        )
         price = self.limits.price
         if exporter and price is not None:
-            self._say(f"cost figures use ${price.usd_per_gpu_hour:.2f} per GPU-hour: {price.source}"
-                      + ("" if price.source == "GPU_HOURLY_USD" else "; set GPU_HOURLY_USD to what you pay"))
+            self._say(
+                f"cost figures use ${price.usd_per_gpu_hour:.2f} per GPU-hour: {price.source}"
+                + ("" if price.source == "GPU_HOURLY_USD" else "; set GPU_HOURLY_USD to what you pay")
+            )
         # Handlers first, so a SIGTERM that arrives while the engine starts is not lost.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
         child = self.child = subprocess.Popen(list(self.launch.command.argv), env=dict(self.launch.env))
         if self.forwarded is not None:
             child.send_signal(self.forwarded)
@@ -132,8 +161,10 @@ class Supervisor:
                 child.kill()
             if exporter:
                 exporter.close()
+            for signum, handler in previous.items():  # for callers that go on (tests); the CLI exits
+                signal.signal(signum, handler)
 
-    def _watch(self, child: subprocess.Popen, exporter: Exporter | None) -> int:
+    def _watch(self, child: subprocess.Popen[bytes], exporter: Exporter | None) -> int:
         started = self.clock()
         ready_at: float | None = None
         last_active = started
@@ -154,8 +185,13 @@ class Supervisor:
                     last_active = now
                 previous = usage
             if exporter:
-                self._export(exporter, usage, now - started, ready_at - started if ready_at is not None else None,
-                             now - last_active)
+                self._export(
+                    exporter,
+                    usage,
+                    now - started,
+                    ready_at - started if ready_at is not None else None,
+                    now - last_active,
+                )
             limit = self.limits
             if limit.idle_seconds and ready_at is not None and now - last_active >= limit.idle_seconds:
                 return self._stop(child, f"no request for {self._minutes(now - last_active)} (IDLE_TIMEOUT_MIN)")
@@ -163,21 +199,20 @@ class Supervisor:
                 return self._stop(child, f"running for {self._minutes(now - started)} (MAX_RUN_HOURS)")
             # Every second until the engine first answers, so time to ready is exact to a second.
             wait = limit.poll_seconds if ready_at is not None else min(1.0, limit.poll_seconds)
-            try:  # returns at once when the engine exits, or when a signal made us stop it
+            # Returns at once when the engine exits, or when a signal made us stop it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                pass
 
     def _scrape(self) -> Usage | None:
-        context = ssl._create_unverified_context() if self.metrics_url.startswith("https") else None
         try:
-            with urllib.request.urlopen(self.metrics_url, timeout=5, context=context) as response:
-                return read_usage(response.read().decode("utf-8", "replace"), self.engine.metric_names)
+            _, body = loopback.get(self.port, "/metrics", self.tls)
+            return read_usage(body.decode("utf-8", "replace"), self.engine.metric_names)
         except (OSError, ValueError):
             return None  # not up yet, or busy: the next poll tries again
 
-    def _export(self, exporter: Exporter, usage: Usage | None, elapsed: float, time_to_ready: float | None,
-                idle: float) -> None:
+    def _export(
+        self, exporter: Exporter, usage: Usage | None, elapsed: float, time_to_ready: float | None, idle: float
+    ) -> None:
         exporter.ready.set(1 if time_to_ready is not None else 0)
         if time_to_ready is not None:
             exporter.time_to_ready.set(time_to_ready)
@@ -187,8 +222,7 @@ class Supervisor:
         exporter.requests.set(usage.requests)
         exporter.tokens.set(usage.generation_tokens)
         if self.limits.price is not None:
-            now_cost = cost(self.limits.price.usd_per_gpu_hour, self.plan.gpu_count, elapsed,
-                            usage.generation_tokens)
+            now_cost = cost(self.limits.price.usd_per_gpu_hour, self.plan.gpu_count, elapsed, usage.generation_tokens)
             exporter.hourly.set(now_cost.hourly_usd)
             exporter.running_cost.set(now_cost.running_usd)
             if now_cost.per_1k_generated_tokens_usd is not None:
@@ -206,15 +240,16 @@ class Supervisor:
         try:
             return Exporter(port, self.plan, self.limits.price)
         except OSError as exc:
-            raise SettingError(f"METRICS_PORT={port} cannot be used: {exc.strerror}",
-                               "pick a free port, for example METRICS_PORT=9400") from None
+            raise SettingError(
+                f"METRICS_PORT={port} cannot be used: {exc.strerror}", "pick a free port, for example METRICS_PORT=9400"
+            ) from None
 
-    def _wait_after_signal(self, child: subprocess.Popen) -> int:
+    def _wait_after_signal(self, child: subprocess.Popen[bytes]) -> int:
         # The orchestrator asked; it also decides how long to wait before SIGKILL.
         code = child.wait()
         return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else _exit_status(code)
 
-    def _stop(self, child: subprocess.Popen, reason: str) -> int:
+    def _stop(self, child: subprocess.Popen[bytes], reason: str) -> int:
         self._say(f"stopping {self.engine.name}: {reason}")
         child.send_signal(signal.SIGTERM)
         try:
@@ -228,9 +263,11 @@ class Supervisor:
 
     def _engine_exited(self, code: int, was_ready: bool) -> int:
         when = "after serving" if was_ready else "during start-up"
-        status = _exit_status(code) or ENGINE_FAILED
-        self._say(f"error: {self.engine.name} exited {when} with status {code}; exiting {status} so that the "
-                  "orchestrator restarts it (its log above says why)")
+        status = _exit_status(code) or ENGINE_EXITED_UNASKED
+        self._say(
+            f"error: {self.engine.name} exited {when} with status {code}; exiting {status} so that the "
+            "orchestrator restarts it (its log above says why)"
+        )
         return status
 
     def _say(self, text: str) -> None:

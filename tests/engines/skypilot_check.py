@@ -19,17 +19,28 @@ def describe(task) -> dict:
     resources = list(task.resources)
     service = task.service
     return {
-        "name": task.name, "num_nodes": task.num_nodes, "envs": dict(task.envs), "run": task.run,
+        "name": task.name,
+        "num_nodes": task.num_nodes,
+        "envs": dict(task.envs),
+        "run": task.run,
         # Secrets given a value at launch, and those left for --secret (managed references).
         "secrets": sorted({ref.name for ref in task.managed_secret_refs} | set(task.secrets)),
-        "accelerators": [r.accelerators for r in resources], "image_ids": [r.image_id for r in resources],
-        "ports": [r.ports for r in resources], "use_spot": [r.use_spot for r in resources],
+        "accelerators": [r.accelerators for r in resources],
+        "image_ids": [r.image_id for r in resources],
+        "ports": [r.ports for r in resources],
+        "use_spot": [r.use_spot for r in resources],
         "disk_size": [r.disk_size for r in resources],
-        "storage_mounts": {dst: {"name": storage.name, "source": storage.source, "mode": storage.mode.value}
-                           for dst, storage in (task.storage_mounts or {}).items()},
-        "service": None if service is None else {
-            key.lstrip("_"): value for key, value in vars(service).items()
-            if isinstance(value, (str, int, float, bool, dict, list, type(None)))},
+        "storage_mounts": {
+            dst: {"name": storage.name, "source": storage.source, "mode": storage.mode.value}
+            for dst, storage in (task.storage_mounts or {}).items()
+        },
+        "service": None
+        if service is None
+        else {
+            key.lstrip("_"): value
+            for key, value in vars(service).items()
+            if isinstance(value, (str, int, float, bool, dict, list, type(None)))
+        },
     }
 
 
@@ -42,7 +53,8 @@ def read_config(request: dict) -> dict:
     try:
         skypilot_config.reload_config()  # validates against SkyPilot's config schema
         value = skypilot_config.get_effective_region_config(
-            cloud=request["cloud"], region=request["region"], keys=tuple(request["keys"]), default_value=None)
+            cloud=request["cloud"], region=request["region"], keys=tuple(request["keys"]), default_value=None
+        )
         return {"ok": True, "value": value}
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -61,8 +73,11 @@ def main() -> None:
             with open(path, encoding="utf-8") as handle:
                 config = yaml.safe_load(handle)
             if request.get("env_overrides") or request.get("secrets_overrides"):
-                task = sky.Task.from_yaml_config(config, env_overrides=list(request.get("env_overrides", {}).items()),
-                                                 secrets_overrides=list(request.get("secrets_overrides", {}).items()))
+                task = sky.Task.from_yaml_config(
+                    config,
+                    env_overrides=list(request.get("env_overrides", {}).items()),
+                    secrets_overrides=list(request.get("secrets_overrides", {}).items()),
+                )
             else:
                 task = sky.Task.from_yaml(path)
             results[path] = {"ok": True, "task": describe(task)}

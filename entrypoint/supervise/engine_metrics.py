@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engines.base import MetricNames
+from ..engines.base import MetricNames
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,9 @@ class Usage:
         """Any request in flight, or any finished since `earlier`."""
         if self.running > 0:
             return True
-        return earlier is None or self.requests != earlier.requests or self.generation_tokens != \
-            earlier.generation_tokens
+        return (
+            earlier is None or self.requests != earlier.requests or self.generation_tokens != earlier.generation_tokens
+        )
 
 
 def read_usage(text: str, names: MetricNames) -> Usage:
@@ -41,8 +42,11 @@ def read_usage(text: str, names: MetricNames) -> Usage:
             # Counters also expose `_created` timestamps; only the value samples count.
             if sample.name in (family.name, f"{family.name}_total"):
                 totals[family.name] += sample.value
-    return Usage(requests=totals[names.requests], running=totals[names.running],
-                 generation_tokens=totals[names.generation_tokens])
+    return Usage(
+        requests=totals[names.requests],
+        running=totals[names.running],
+        generation_tokens=totals[names.generation_tokens],
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,207 @@
+"""GPU detection against recorded nvidia-smi outputs, and the ACCELERATORS catalog."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from entrypoint.errors import NoGpuError, NvidiaSmiFailedError, NvidiaSmiMissingError, UnknownAcceleratorError
+from entrypoint.hardware import nvidia_smi as gpus
+from entrypoint.hardware.catalog import GPUS, identify, lookup, parse_accelerators
+from entrypoint.hardware.resolve import compare
+from entrypoint.hardware.types import from_accelerators
+from entrypoint.units import MIB
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(
+    ("scenario", "count", "name", "memory_mib", "capability", "mig"),
+    [
+        ("h100x1", 1, "NVIDIA H100 80GB HBM3", 81559, "9.0", False),
+        ("h100x8", 8, "NVIDIA H100 80GB HBM3", 81559, "9.0", False),
+        ("mixed", 2, "NVIDIA A100-SXM4-40GB", 40960, "8.0", False),  # planned on the smallest
+        ("mig", 3, "NVIDIA A100-SXM4-80GB MIG 1g.10gb", 10000, "8.0", True),
+    ],
+)
+def test_detect_with_recorded_outputs(fake_gpus, scenario, count, name, memory_mib, capability, mig):
+    hardware = gpus.detect(fake_gpus(scenario))
+    assert (hardware.count, hardware.name, hardware.memory_bytes, hardware.capability, hardware.mig) == (
+        count,
+        name,
+        memory_mib * MIB,
+        capability,
+        mig,
+    )
+    assert hardware.source == "nvidia-smi"
+
+
+def test_mixed_gpus_are_reported(fake_gpus):
+    notes = gpus.detect(fake_gpus("mixed")).notes
+    assert any("mixed GPUs" in note and "A100-SXM4-40GB" in note for note in notes)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "error", "text"),
+    [
+        ("driver-failure", NvidiaSmiFailedError, "exit code 9: NVIDIA-SMI has failed"),
+        ("no-devices", NoGpuError, "found no GPU"),
+        ("old-driver", NvidiaSmiFailedError, "exit code 2"),
+    ],
+)
+def test_detect_failures(fake_gpus, scenario, error, text):
+    with pytest.raises(error, match=text):
+        gpus.detect(fake_gpus(scenario))
+
+
+def test_missing_nvidia_smi_says_run_with_gpus():
+    with pytest.raises(NvidiaSmiMissingError) as caught:
+        gpus.detect({"PATH": "/usr/bin:/bin"})
+    assert "--gpus all" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, ["0", "1", "2", "3", "4", "5", "6", "7"]),
+        ({"CUDA_VISIBLE_DEVICES": "2,5"}, ["2", "5"]),
+        ({"CUDA_VISIBLE_DEVICES": "GPU-30000000"}, ["3"]),
+        ({"NVIDIA_VISIBLE_DEVICES": "all"}, ["0", "1", "2", "3", "4", "5", "6", "7"]),
+        ({"NVIDIA_VISIBLE_DEVICES": "1,3"}, ["1", "3"]),
+        ({"NVIDIA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7", "CUDA_VISIBLE_DEVICES": "7"}, ["7"]),
+    ],
+)
+def test_visible_devices(fake_gpus, environ, expected):
+    all_gpus = gpus.parse_query(Path(fake_gpus("h100x8")["FAKE_NVIDIA_SMI"], "query.csv").read_text())
+    visible, _ = gpus.select_visible(all_gpus, environ)
+    assert [gpu.index for gpu in visible] == expected
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"NVIDIA_VISIBLE_DEVICES": "void"},
+        {"NVIDIA_VISIBLE_DEVICES": "none"},
+        {"CUDA_VISIBLE_DEVICES": ""},
+        {"CUDA_VISIBLE_DEVICES": "-1"},
+    ],
+)
+def test_hidden_devices_are_an_error(fake_gpus, environ):
+    with pytest.raises(NoGpuError, match="hides every GPU"):
+        gpus.detect({**fake_gpus("h100x8"), **environ})
+
+
+def test_visible_devices_pick_mig_instances(fake_gpus):
+    hardware = gpus.detect({**fake_gpus("mig"), "CUDA_VISIBLE_DEVICES": "MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f"})
+    assert (hardware.count, hardware.memory_bytes) == (1, 40000 * MIB)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "count"),
+    [
+        ("L4:1", "L4", 1),
+        ("A100-80GB:2", "A100-80GB", 2),
+        ("H100:4", "H100", 4),
+        ("h100", "H100", 1),
+        ("l40s:8", "L40S", 8),
+        ("RTX6000-Ada:2", "RTX6000-Ada", 2),
+        ("rtx4090", "RTX4090", 1),
+        ("GH200:1", "GH200", 1),
+        ("B300:8", "B300", 8),
+        ("MI300X:8", "MI300X", 8),
+        ("MI325X:8", "MI325X", 8),
+        ("A6000:4", "A6000", 4),
+    ],
+)
+def test_parse_accelerators(text, name, count):
+    parsed = parse_accelerators(text)
+    assert (parsed.spec.name, parsed.count) == (name, count)
+
+
+def test_catalog_covers_the_required_gpus():
+    names = {spec.name for spec in GPUS}
+    assert {
+        "L4",
+        "A10G",
+        "T4",
+        "A100",
+        "A100-80GB",
+        "H100",
+        "H200",
+        "B200",
+        "L40S",
+        "A6000",
+        "RTX6000-Ada",
+        "RTX4090",
+        "GH200",
+        "B300",
+        "MI300X",
+        "MI325X",
+    } <= names
+    assert len({spec.name for spec in GPUS}) == len(GPUS)
+
+
+def test_unknown_accelerator_lists_known_and_how_to_add():
+    with pytest.raises(UnknownAcceleratorError) as caught:
+        lookup("H1000")
+    assert "H100" in caught.value.message and "entrypoint/hardware/catalog.py" in caught.value.hint
+
+
+def test_compare_reports_disagreement(fake_gpus):
+    planned = from_accelerators(parse_accelerators("H100:4"))
+    detected = gpus.detect(fake_gpus("h100x1"))
+    (note,) = compare(planned, detected)
+    assert "1 visible, not 4" in note
+    same = from_accelerators(parse_accelerators("H100:8"))
+    assert compare(same, gpus.detect(fake_gpus("h100x8"))) == []
+
+
+@pytest.mark.parametrize(
+    ("detected", "memory_mib", "expected"),
+    [
+        ("NVIDIA H100 80GB HBM3", 81559, "H100"),
+        ("NVIDIA H100 NVL", 95830, "H100"),
+        ("NVIDIA A100-SXM4-80GB", 81920, "A100-80GB"),  # the memory tells the two A100s apart
+        ("NVIDIA A100-SXM4-40GB", 40960, "A100"),
+        ("NVIDIA L4", 23034, "L4"),
+        ("NVIDIA GH200 480GB", 97871, "GH200"),
+        ("A100-80GB", 81920, "A100-80GB"),  # SkyPilot's own names (ACCELERATORS) too
+        ("NVIDIA RTX A4000", 16376, None),
+    ],
+)
+def test_identify_a_detected_gpu(detected, memory_mib, expected):
+    spec = identify(detected, memory_mib * 2**20)
+    assert (spec.name if spec else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("scenario", "model"),
+    [
+        ("h100x1", "Llama-3.1-70B-Instruct"),
+        ("h100x8", "DeepSeek-V3"),
+        ("mixed", "Llama-3.1-70B-Instruct"),
+        ("mig", "Llama-3.1-70B-Instruct"),
+    ],
+)
+def test_hints_on_detected_gpus_name_catalogue_gpus(cli, fake_gpus, models, scenario, model):
+    """nvidia-smi says "NVIDIA H100 80GB HBM3"; every ACCELERATORS=... a hint names must be one that
+    ACCELERATORS accepts: a catalogue name, NVIDIA like the detected GPUs, at most one node's GPUs."""
+    result = cli(["plan"], TARGET_MODEL=str(models(model)), **fake_gpus(scenario))
+    assert result.returncode == 40, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    named = re.findall(r"ACCELERATORS=(\S+?)(?=[;)\s]|$)", line)
+    assert named or scenario == "mig", line  # a MIG slice is no catalogue GPU: no count or bigger-GPU hint
+    for value in named:
+        parsed = parse_accelerators(value)
+        assert parsed.spec.vendor == "nvidia" and parsed.count <= 8, line
+    assert "NVIDIA" not in line.split("; try ", 1)[1]  # the detected name is in the message, never in a fix
+
+
+def test_detected_gpu_is_resolved_to_its_catalogue_row(cli, fake_gpus, models):
+    result = cli(["plan", "--json"], TARGET_MODEL=str(models("Qwen2.5-7B-Instruct")), **fake_gpus("h100x1"))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["gpu_name"], plan["gpu_catalog_name"]) == ("NVIDIA H100 80GB HBM3", "H100")
