@@ -122,7 +122,8 @@ def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO
 def health(_argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
     """The image's HEALTHCHECK: /health needs no API key on either engine."""
     try:
-        status, _ = loopback.get(load_value("PORT", environ), "/health", bool(environ.get("TLS_CERT_FILE")))
+        port, tls = load_value("PORT", environ), bool(load_value("TLS_CERT_FILE", environ))
+        status, _ = loopback.get(port, "/health", tls)
     except OSError as exc:
         print(f"unhealthy: {exc}", file=log)
         return 1

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.support.cli import clean_env, report, run_cli
-from tests.support.paths import ROOT
+from tests.support.cli import clean_env, report, run_cli, start_cli
 
 API_KEY = "sk-serve-test-9f8e7d"
 HF_TOKEN = "hf_serveTestToken12345"
@@ -27,14 +25,7 @@ HF_TOKEN = "hf_serveTestToken12345"
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_serve_execs_the_engine_in_place(serve_env, engine):
     env = serve_env(engine)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(env)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     started = report(env)
@@ -117,14 +108,7 @@ def test_engine_exit_code_is_the_containers(serve_env):
 
 def test_sigterm_reaches_the_engine_directly(serve_env):
     env = serve_env(FAKE_ENGINE_SLEEP="60")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(env)
     deadline = time.monotonic() + 30
     while not os.path.exists(env["FAKE_ENGINE_REPORT"]) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -2,7 +2,7 @@
 
 SkyPilot runs in its own environment (scripts/test-envs.sh; its pins clash
 with the test venv), in a subprocess whose HOME holds a tiny accelerator
-catalog, as ../shared/reference/tooling.md explains. Its parser catches schema
+catalog (SkyPilot would otherwise download its catalog to resolve --gpus). Its parser catches schema
 and value errors; `problems()` catches what it accepts but a user must not get
 (a secret in envs, an image that is not docker:, a short cold-start delay...).
 """

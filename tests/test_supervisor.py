@@ -21,8 +21,8 @@ from entrypoint.settings import load
 from entrypoint.supervise.engine_metrics import Usage, cost, read_usage
 from entrypoint.supervise.prices import SOURCE, GpuPrice
 from entrypoint.supervise.supervisor import limits_from
-from tests.support.cli import free_port, report
-from tests.support.paths import ROOT, TESTS
+from tests.support.cli import free_port, report, start_cli
+from tests.support.paths import TESTS
 
 METRICS = TESTS / "fixtures" / "metrics"
 
@@ -129,17 +129,6 @@ def test_which_price_the_cost_figures_use(environ, plan, expected):
     assert limits.price == expected
 
 
-def start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "entrypoint"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def wait_for_report(env: dict[str, str]) -> dict:
     deadline = time.monotonic() + 30
     while not os.path.exists(env["FAKE_ENGINE_REPORT"]) and time.monotonic() < deadline:
@@ -159,7 +148,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.parametrize(("engine_exit", "expected"), [("7", 7), ("0", 51)])
 def test_engine_dying_gives_its_code_to_the_orchestrator(serve_env, engine_exit, expected):
-    process = start(serve_env(FAKE_ENGINE_EXIT=engine_exit, IDLE_TIMEOUT_MIN="5"))
+    process = start_cli(serve_env(FAKE_ENGINE_EXIT=engine_exit, IDLE_TIMEOUT_MIN="5"))
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == expected
     assert f"exited during start-up with status {engine_exit}" in stderr
@@ -175,7 +164,7 @@ def test_requests_in_flight_keep_it_alive(serve_env):
         PORT=str(port),
         IDLE_TIMEOUT_MIN="0.02",
     )  # 1.2 s, but the recording has 3 requests running
-    process = start(env)
+    process = start_cli(env)
     wait_for_report(env)
     time.sleep(5)
     assert process.poll() is None
@@ -187,7 +176,7 @@ def test_requests_in_flight_keep_it_alive(serve_env):
 
 def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
     env = serve_env(FAKE_ENGINE_SLEEP="60", IDLE_TIMEOUT_MIN="5")
-    process = start(env)
+    process = start_cli(env)
     engine = wait_for_report(env)
     assert engine["pid"] != process.pid  # supervised: the engine is a child
     process.send_signal(signal.SIGTERM)
@@ -197,7 +186,7 @@ def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
 
 def test_max_run_hours_stops_everything_and_exits_0(serve_env):
     env = serve_env(FAKE_ENGINE_SLEEP="60", MAX_RUN_HOURS="0.0005")  # 1.8 s
-    process = start(env)
+    process = start_cli(env)
     engine = wait_for_report(env)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0 and "(MAX_RUN_HOURS)" in stderr
@@ -223,7 +212,7 @@ def test_idle_engine_is_stopped_and_cost_is_exported(serve_env, price_setting, p
         METRICS_PORT=str(metrics_port),
         **price_setting,
     )
-    process = start(env)
+    process = start_cli(env)
     engine = wait_for_report(env)
     deadline = time.monotonic() + 20
     families = {}
@@ -257,7 +246,7 @@ def test_metrics_port_in_use_is_a_setting_error(serve_env):
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = start(serve_env(FAKE_ENGINE_SLEEP="60", METRICS_PORT=str(port)))
+        process = start_cli(serve_env(FAKE_ENGINE_SLEEP="60", METRICS_PORT=str(port)))
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 10
     assert stderr.strip().splitlines()[-1].startswith(f"error: METRICS_PORT={port} cannot be used")
@@ -275,9 +264,7 @@ def test_engine_killed_after_serving_gives_its_status(serve_env, tmp_path):
     )
     log = tmp_path / "supervisor.log"
     with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
-        )
+        process = start_cli(env, stdout=handle, stderr=subprocess.STDOUT)
     engine = wait_for_report(env)
     deadline = time.monotonic() + 30
     while "supervisor: engine ready" not in log.read_text() and time.monotonic() < deadline:

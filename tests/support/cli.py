@@ -37,6 +37,12 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subpr
     )
 
 
+def start_cli(env: dict[str, str], **popen: object) -> subprocess.Popen[str]:
+    """`python -m entrypoint` started as the image starts it; stdout and stderr are pipes unless `popen` says."""
+    options: dict = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    return subprocess.Popen([sys.executable, "-m", "entrypoint"], env=env, cwd=ROOT, text=True, **options)
+
+
 def plan_json(env: dict[str, str]) -> dict:
     result = run_cli(["plan", "--json"], env)
     assert result.returncode == 0, result.stderr
