@@ -12,8 +12,14 @@ venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# Installed again only when what is installed changes (pip's own no-op check takes seconds).
+stamp="$venv/.installed-$(cat requirements-test.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  rm -f "$venv"/.installed-*
+  touch "$stamp"
+fi
 
 # -p no:logging keeps the fake Hub's access log out of failure reports.
 exec "$venv/bin/python" -m pytest -p no:logging "$@"

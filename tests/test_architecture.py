@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ PURE_PARSERS = {"prometheus_client.parser"}  # text in, values out
 NEVER = {"vllm", "sglang", "torch"}
 
 
+@cache
 def codemap() -> dict[str, str]:
     """module name -> "pure" or "edge", from the codemap table of docs/architecture.md."""
     text = (ROOT / "docs" / "architecture.md").read_text()
@@ -43,6 +45,7 @@ def codemap() -> dict[str, str]:
     return {f"entrypoint.{path.replace('/', '.')}".removesuffix(".__init__"): kind for path, kind in rows}
 
 
+@cache
 def module_files() -> dict[str, Path]:
     """Every module with code (a docstring-only __init__.py is a folder's label, not a module)."""
     found = {}
