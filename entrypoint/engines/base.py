@@ -47,6 +47,14 @@ class Command:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def listen_flags(request: ServeRequest) -> list[str]:
+    """The name clients use and where the server listens: both engines spell these the same way.
+
+    The host must be given: sglang binds 127.0.0.1:30000 unless told otherwise.
+    """
+    return ["--served-model-name", request.served_name, "--host", request.host, "--port", str(request.port)]
+
+
 def model_source_flags(request: ServeRequest) -> list[str]:
     """Flags both engines spell the same way: quantization asked for, revision, remote code."""
     flags = []

@@ -6,7 +6,7 @@ images shipped without the `sglang` console script (sglang issue #26897).
 
 from __future__ import annotations
 
-from .base import Command, Engine, MetricNames, ServeRequest, model_source_flags, tls_flags
+from .base import Command, Engine, MetricNames, ServeRequest, listen_flags, model_source_flags, tls_flags
 
 # argparse choices of --quantization in sglang 0.5.23 (server_args choices.py).
 QUANTIZATION_METHODS = frozenset(
@@ -97,13 +97,7 @@ def build(request: ServeRequest) -> Command:
         "sglang.launch_server",
         "--model-path",
         request.model,
-        "--served-model-name",
-        request.served_name,
-        # sglang binds 127.0.0.1:30000 unless told otherwise.
-        "--host",
-        request.host,
-        "--port",
-        str(request.port),
+        *listen_flags(request),
         "--tp-size",
         str(plan.tp),
         "--pp-size",

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from ..units import GIB
-from .base import Command, Engine, MetricNames, ServeRequest, model_source_flags, tls_flags
+from .base import Command, Engine, MetricNames, ServeRequest, listen_flags, model_source_flags, tls_flags
 
 if TYPE_CHECKING:
     from ..speculative import Speculation
@@ -105,12 +105,7 @@ def build(request: ServeRequest) -> Command:
         "vllm.entrypoints.openai.api_server",
         "--model",
         request.model,
-        "--served-model-name",
-        request.served_name,
-        "--host",
-        request.host,
-        "--port",
-        str(request.port),
+        *listen_flags(request),
         "--tensor-parallel-size",
         str(plan.tp),
         "--pipeline-parallel-size",
