@@ -101,7 +101,7 @@ def expected_sglang(env: dict, plan) -> dict:
         "quantization": env.get("QUANTIZATION"),
         "revision": env.get("HF_REVISION"),
         "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true",
-        "api_key": env.get("API_KEY"),
+        "api_key": None,  # never on argv: the launcher sets it from the environment (engines/sglang_server.py)
         "enable_metrics": True,
         "ssl_certfile": env.get("TLS_CERT_FILE"),
         "ssl_keyfile": env.get("TLS_KEY_FILE"),
@@ -174,8 +174,8 @@ def test_every_argv_in_the_matrix_parses_to_the_plan(engine, engine_parser, mode
         expected = EXPECTED[engine](env, plan)
         got = {key: result["args"][key] for key in expected}
         assert got == expected, " ".join(command.argv)
-        if engine == "vllm":
-            assert command.env.get("VLLM_API_KEY") == env.get("API_KEY")
+        key_variable = {"vllm": "VLLM_API_KEY", "sglang": "INFERENCE_ENDPOINT_SGLANG_API_KEY"}[engine]
+        assert command.env.get(key_variable) == env.get("API_KEY")
     print(f"{engine}: {len(cases)} argv combinations parsed by {engine} {parsed['facts']['version']}")
     # Enough variety that every branch of the builder ran.
     assert {plan.ep > 1 for _, plan, _ in cases} == {True, False}

@@ -1,7 +1,8 @@
 """SGLang: accepted values, sizing rules and the server's argv at the pinned version (0.5.23).
 
-The server is started as `python3 -m sglang.launch_server`: some official
-images shipped without the `sglang` console script (sglang issue #26897).
+The server is started as `python3 -m entrypoint.engines.sglang_server`, our launcher, which runs sglang's own
+`sglang.launch_server` code with the API key taken from the environment instead of argv (docs/adr/0014).
+Not the `sglang` console script: some official images shipped without it (sglang issue #26897).
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ REMOVED_FLAGS = {
     "--disable-mla": "--attention-backend ...",
 }
 
+# The launcher (engines/sglang_server.py) reads the key from here, so it is on no command line.
+API_KEY_VARIABLE = "INFERENCE_ENDPOINT_SGLANG_API_KEY"
+LAUNCHER = "entrypoint.engines.sglang_server"
+# ServerArgs fields whose values are secrets: sglang's start-up log shows them as ***, through the launcher.
+SECRET_SERVER_ARGS = frozenset({"api_key", "admin_api_key", "ssl_keyfile_password"})
+
 SPECULATIVE_METHODS = {
     "eagle": "EAGLE",
     "eagle3": "EAGLE3",
@@ -94,7 +101,7 @@ def build(request: ServeRequest) -> Command:
     argv = [
         request.python,
         "-m",
-        "sglang.launch_server",
+        LAUNCHER,
         "--model-path",
         request.model,
         *listen_flags(request),
@@ -129,12 +136,10 @@ def build(request: ServeRequest) -> Command:
     ]
     argv += model_source_flags(request)
     argv += _speculative_args(request)
-    if request.api_key:
-        # sglang has no environment variable for the key (only --api-key).
-        argv += ["--api-key", request.api_key]
     argv += _operations_args(request)
     argv.append("--enable-metrics")  # /metrics exists only with this flag
-    return Command(argv=tuple(argv))
+    # sglang has no variable for the key, only --api-key, which `ps` shows: the launcher sets it instead.
+    return Command(argv=tuple(argv), env={API_KEY_VARIABLE: request.api_key} if request.api_key else {})
 
 
 def _operations_args(request: ServeRequest) -> list[str]:

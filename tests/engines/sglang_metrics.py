@@ -10,41 +10,20 @@ MODEL_DIR holds a config.json (no weights): ServerArgs resolves it, offline.
 """
 
 import sys
-import types
 
-# sglang's observability module imports, through its package, multimodal processors that import
-# torchvision at module level. torchvision has nothing to do with metrics, and PyPI's build does not load
-# beside a +cpu torch, so an empty stand-in answers those imports. transformers is imported first so that
-# it records torchvision as absent and never calls into the stand-in.
-import transformers  # noqa: F401
+import sglang_standins  # noqa: F401  (first: an empty torchvision)
 
-
-class _Absent(types.ModuleType):
-    def __getattr__(self, name: str) -> type:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return type(name, (), {})
-
-
-for _name in (
-    "torchvision",
-    "torchvision.transforms",
-    "torchvision.transforms.functional",
-    "torchvision.io",
-    "torchvision.ops",
-):
-    sys.modules[_name] = _Absent(_name)
-
-from prometheus_client import REGISTRY, generate_latest  # noqa: E402
-from sglang.srt import runtime_context  # noqa: E402
-from sglang.srt.disaggregation.utils import DisaggregationMode  # noqa: E402
-from sglang.srt.observability.metrics_collector import (  # noqa: E402
+# isort: split
+from prometheus_client import REGISTRY, generate_latest
+from sglang.srt import runtime_context
+from sglang.srt.disaggregation.utils import DisaggregationMode
+from sglang.srt.observability.metrics_collector import (
     QueueCount,
     SchedulerMetricsCollector,
     SchedulerStats,
     TokenizerMetricsCollector,
 )
-from sglang.srt.server_args import ServerArgs  # noqa: E402
+from sglang.srt.server_args import ServerArgs
 
 RUNNING = 3
 FINISHED = ((False, 30, 10_000), (True, 12, 2_345))  # (streamed, requests, generated tokens)

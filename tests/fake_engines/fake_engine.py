@@ -33,13 +33,16 @@ def serve_metrics(path: str, port: int) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def main(module: str) -> None:
+def main(module: str, extra: dict | None = None) -> None:
     report = {
         "pid": os.getpid(),
         "module": module,
         "argv": sys.argv[1:],
         "env": dict(os.environ),
         "executable": sys.executable,
+        # What `ps` shows of this process, whatever Python did to sys.argv.
+        "cmdline": Path("/proc/self/cmdline").read_bytes().decode().split("\0")[:-1],
+        **(extra or {}),
     }
     with open(os.environ["FAKE_ENGINE_REPORT"], "w", encoding="utf-8") as handle:
         json.dump(report, handle)
