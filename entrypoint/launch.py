@@ -36,8 +36,9 @@ class Launch:
     command: Command  # the full argv, EXTRA_ARGS and container arguments included
     env: Mapping[str, str]  # the child's whole environment
     secrets: tuple[str, ...]  # values to hide in anything printed
-    auth: bool  # clients must send API_KEY
+    auth: bool  # clients must send a key (API_KEY, or one given to the engine some other way)
     tls: bool
+    warnings: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- before planning
@@ -133,12 +134,14 @@ def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, li
 
 
 def _quiet_hub_progress() -> None:
-    # Progress bars would interleave with `plan --json` consumers' stderr parsing.
+    # Progress bars would interleave with `plan --json` consumers' stderr parsing, and huggingface_hub's
+    # retry warnings print the whole URL (a password in HF_ENDPOINT included) before our one line says it all.
     try:
-        from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
+        from huggingface_hub.utils import disable_progress_bars, logging  # type: ignore[attr-defined]
     except ImportError:
         return
     disable_progress_bars()
+    logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
 # ---------------------------------------------------------------- the command
@@ -190,17 +193,41 @@ def prepare(
     if settings.hf_token:
         env["HF_TOKEN"] = settings.hf_token  # also when it came from HF_TOKEN_FILE
     env.update(command.env)
+    on_argv = redact.secret_flag_values(command.argv, engine.secret_flags, engine.not_abbreviations)
+    inherited = None if settings.api_key else environ.get(engine.api_key_variable)
     return Launch(
         command=command,
         env=env,
-        secrets=settings.secret_values(),
-        auth=bool(settings.api_key),
+        secrets=(*settings.secret_values(), *on_argv, *([inherited] if inherited else [])),
+        auth=bool(settings.api_key or inherited or _key_flag_on(command.argv, engine)),
         tls=bool(settings.tls_cert_file),
+        warnings=tuple(_secret_warnings(engine, bool(on_argv), bool(inherited))),
     )
 
 
+def _key_flag_on(argv: Sequence[str], engine: Engine) -> bool:
+    """A key given to the engine in EXTRA_ARGS or the container arguments: the engine enforces it."""
+    key_flags = frozenset(flag for flag in engine.secret_flags if flag.endswith("api-key"))
+    return any(redact.secret_flag(arg, key_flags, engine.not_abbreviations) for arg in argv)
+
+
+def _secret_warnings(engine: Engine, on_argv: bool, inherited: bool) -> list[str]:
+    warnings = []
+    if on_argv:
+        warnings.append(
+            "EXTRA_ARGS or the container arguments give the engine a secret on its command line, where "
+            "`ps` shows it to every user of the machine; set API_KEY (or API_KEY_FILE) instead"
+        )
+    if inherited:
+        warnings.append(
+            f"{engine.api_key_variable} is set in the environment, so {engine.name} requires that key; "
+            "set API_KEY instead, which this entrypoint checks and never prints"
+        )
+    return warnings
+
+
 def shown_argv(launch: Launch, engine: Engine) -> list[str]:
-    return redact.argv(launch.command.argv, launch.secrets, engine.secret_flags)
+    return redact.argv(launch.command.argv, launch.secrets, engine.secret_flags, engine.not_abbreviations)
 
 
 def shown_env(launch: Launch) -> dict[str, str]:
@@ -226,6 +253,8 @@ def exec_engine(launch: Launch, engine: Engine, log: TextIO) -> None:
 
 def announce(launch: Launch, engine: Engine, log: TextIO, verb: str = "exec") -> None:
     """Whether auth and TLS are on, and the exact command (secrets as ***): `exec` or, supervised, `start`."""
+    for warning in launch.warnings:
+        print(f"warning: {warning}", file=log)
     auth = (
         "on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
         if launch.auth

@@ -19,17 +19,47 @@ def text(value: str, secrets: Iterable[str]) -> str:
     return value
 
 
-def argv(args: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str]) -> list[str]:
-    """argv safe to print: values of secret flags (`--api-key K`, `--api-key=K`) and any secret value become ***."""
+def secret_flag(arg: str, secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()) -> str | None:
+    """The secret flag `arg` means, in any spelling the engines accept, or None.
+
+    vLLM takes `--api_key` for `--api-key`, and argparse takes any unique prefix (`--api-k`), so a prefix of a
+    secret flag counts as that flag unless it is a flag of its own (`other_flags`: `--ssl-keyfile` is one,
+    not an abbreviation of `--ssl-keyfile-password`). Hiding too much is harmless; too little is not.
+    """
+    if not arg.startswith("--") or len(arg) < 4:
+        return None
+    name = "--" + arg[2:].split("=", 1)[0].replace("_", "-")
+    if name in other_flags:
+        return None
+    return next((flag for flag in sorted(secret_flags) if flag.startswith(name)), None)
+
+
+def secret_flag_values(
+    args: Sequence[str], secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()
+) -> list[str]:
+    """Every value given to a secret flag in `args` (`--api-key K` or `--api-key=K`): secrets to hide."""
+    values = []
+    for arg, following in zip(args, [*args[1:], ""], strict=True):
+        if secret_flag(arg, secret_flags, other_flags):
+            _, has_value, value = arg.partition("=")
+            values.append(value if has_value else following)
+    return [value for value in values if value]
+
+
+def argv(
+    args: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()
+) -> list[str]:
+    """argv safe to print: values of secret flags, in any spelling, and any secret value become ***."""
     shown: list[str] = []
     hide_next = False
     for arg in args:
         flag, has_value, _ = arg.partition("=")
+        is_secret = secret_flag(arg, secret_flags, other_flags) is not None
         if hide_next:
             shown.append(MASK)
-        elif has_value and flag in secret_flags:
+        elif has_value and is_secret:
             shown.append(f"{flag}={MASK}")
         else:
             shown.append(text(arg, secrets))
-        hide_next = arg in secret_flags
+        hide_next = is_secret and not has_value
     return shown

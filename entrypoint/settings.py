@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -142,6 +143,26 @@ def _readable_file(raw: str) -> str:
         raise ValueError(f"the file cannot be read ({exc.strerror})") from None
 
 
+MIN_API_KEY_LENGTH = 16
+
+
+def _secret_text(raw: str) -> str:
+    # Whitespace inside a secret is a mistake (a secret file of two lines would lock every client out), and
+    # a control character would reach the log raw if redaction ever missed it.
+    text = raw.strip()
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise ValueError("it contains whitespace or control characters (a secret file of more than one line?)")
+    return text
+
+
+def _api_key(raw: str) -> str:
+    text = _secret_text(raw)
+    if len(text) < MIN_API_KEY_LENGTH:
+        # A short key is guessable, and hiding it in logs would also hide every other "8000" or "abc".
+        raise ValueError(f"it is shorter than {MIN_API_KEY_LENGTH} characters")
+    return text
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -212,7 +233,7 @@ SETTINGS: tuple[Setting, ...] = (
         "HF_TOKEN",
         "Hugging Face token for gated or private models (or HF_TOKEN_FILE).",
         "hf_xxx (or HF_TOKEN_FILE=/run/secrets/hf_token)",
-        _text,
+        _secret_text,
         secret=True,
     ),
     Setting("HF_REVISION", "Branch, tag or commit of TARGET_MODEL to serve.", "main", _text),
@@ -237,9 +258,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPEC_NUM_TOKENS", "Tokens proposed per step. Unset: sglang chooses; vLLM uses 3.", "3", _integer(1, 64)),
     Setting(
         "API_KEY",
-        "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE).",
-        "a long random string (or API_KEY_FILE=/run/secrets/api_key)",
-        _text,
+        "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE): at least 16 characters, no "
+        "whitespace.",
+        "$(openssl rand -hex 24) (or API_KEY_FILE=/run/secrets/api_key)",
+        _api_key,
         secret=True,
     ),
     Setting(
@@ -495,7 +517,9 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
                 values.append((_raw_value(setting, environ) or "").strip())
             except SettingError:
                 values.append(environ.get(setting.name, "").strip())
-    return [value for value in values if value]
+    # A mirror's URL may carry a password (HF_ENDPOINT=https://user:password@mirror): never print it either.
+    password = urllib.parse.urlsplit(environ.get("HF_ENDPOINT", "")).password
+    return [value for value in [*values, password] if value]
 
 
 # Variables users plausibly mistype; only these are checked against the table

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoint import launch
+from entrypoint import launch, redact
 from entrypoint.engines import ENGINES
 from entrypoint.errors import EntrypointError, RemovedFlagError
 from tests.support.planning import plan_env
@@ -220,3 +220,25 @@ def test_sglang_key_guards_v1_but_not_probes(engine_parser):
         "/v1/models": {"without key": False, "with key": True},
         "/v1/chat/completions": {"without key": False, "with key": True},
     }
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_secret_flags_in_every_spelling_the_engine_takes(engine, engine_parser):
+    """Our secret flags exist in the pinned engine; the flags of its own that are prefixes of a secret flag are
+    exactly `not_abbreviations`; and each spelling we hide (underscores, unique prefixes) is one the engine
+    really takes as the secret flag, or rejects."""
+    ours = ENGINES[engine]
+    facts = engine_parser(engine, [])["facts"]
+    options = set(facts["options"])
+    assert ours.secret_flags <= options
+    prefixes = {
+        option for option in options for flag in ours.secret_flags if flag != option and flag.startswith(option)
+    }
+    assert prefixes == ours.not_abbreviations
+    model_flag = {"sglang": "--model-path", "vllm": "--model"}[engine]
+    spellings = ["--api-key", "--api_key", "--api-ke", "--api-k"]
+    parsed = engine_parser(engine, [[model_flag, "m", spelling, "sk-0123456789abcdef"] for spelling in spellings])
+    for spelling, result in zip(spellings, parsed["results"], strict=True):
+        assert redact.secret_flag(spelling, ours.secret_flags, ours.not_abbreviations) == "--api-key"
+        if result["ok"]:  # taken: then as the key, which is why we hide it
+            assert result["args"]["api_key"] in ("sk-0123456789abcdef", ["sk-0123456789abcdef"]), spelling

@@ -122,7 +122,7 @@ def test_secrets_never_appear_in_errors_or_output(cli, tmp_path):
 
 
 def test_redacted_view_masks_secrets():
-    shown = load({"TARGET_MODEL": "m", "HF_TOKEN": "hf_abc", "API_KEY": "k"}).redacted()
+    shown = load({"TARGET_MODEL": "m", "HF_TOKEN": "hf_abc", "API_KEY": "sk-0123456789abcdef"}).redacted()
     assert shown["HF_TOKEN"] == "***" and shown["API_KEY"] == "***" and shown["TARGET_MODEL"] == "m"
 
 

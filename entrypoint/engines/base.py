@@ -104,10 +104,16 @@ class Engine:
     speculative_methods: Mapping[str, str]
     # Flags the engine removed at or before the pinned version -> what to use instead.
     removed_flags: Mapping[str, str]
-    # Flags whose value is a secret; printed as *** wherever argv is shown.
+    # Flags whose value is a secret; printed as *** wherever argv is shown, in any spelling the engine takes.
     secret_flags: frozenset[str]
+    # The variable the engine (or its launcher) reads the API key from; one inherited from the environment
+    # turns auth on as surely as API_KEY does.
+    api_key_variable: str
     build: Callable[[ServeRequest], Command]
     metric_names: MetricNames
     supports_cpu: bool = False
+    # Flags of their own that are also prefixes of a secret flag, so not abbreviations of it (checked against
+    # the engine's parser in tests/test_contract.py).
+    not_abbreviations: frozenset[str] = frozenset()
     # Checkpoint quant methods mapped to the --quantization values that can load them.
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)

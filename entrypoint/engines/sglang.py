@@ -186,6 +186,8 @@ ENGINE = Engine(
     speculative_methods=SPECULATIVE_METHODS,
     removed_flags=REMOVED_FLAGS,
     secret_flags=frozenset({"--api-key", "--admin-api-key", "--ssl-keyfile-password"}),
+    api_key_variable=API_KEY_VARIABLE,
+    not_abbreviations=frozenset({"--ssl-keyfile"}),
     build=build,
     # observability/metrics_collector.py (sglang) and v1/metrics/loggers.py (vLLM) at the pinned versions.
     metric_names=MetricNames(

@@ -95,6 +95,7 @@ SPECULATIVE_METHODS = {
     method: method for method in ("eagle", "eagle3", "draft_model", "dflash", "mtp", "ngram", "suffix")
 }
 DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts whose config gives none
+API_KEY_VARIABLE = "VLLM_API_KEY"  # the key in the environment, so not on argv, so not in `ps`
 
 
 def build(request: ServeRequest) -> Command:
@@ -149,7 +150,7 @@ def build(request: ServeRequest) -> Command:
     env = {}
     # The key travels in the environment, not argv, so `ps` never shows it.
     if request.api_key:
-        env["VLLM_API_KEY"] = request.api_key
+        env[API_KEY_VARIABLE] = request.api_key
     if plan.on_cpu:
         # The CPU backend sizes its KV cache from this variable (GiB), not from memory utilization.
         env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, plan.memory_per_gpu.kv_cache_bytes // GIB))
@@ -176,7 +177,8 @@ ENGINE = Engine(
     expert_parallel_size=lambda tp, dp: tp * dp,
     speculative_methods=SPECULATIVE_METHODS,
     removed_flags=REMOVED_FLAGS,
-    secret_flags=frozenset({"--api-key", "--hf-token", "--ssl-keyfile-password"}),
+    secret_flags=frozenset({"--api-key", "--hf-token"}),  # 0.32 has no --ssl-keyfile-password
+    api_key_variable=API_KEY_VARIABLE,
     build=build,
     metric_names=MetricNames(
         requests="vllm:request_success", running="vllm:num_requests_running", generation_tokens="vllm:generation_tokens"

@@ -13,6 +13,7 @@ import contextlib
 import glob
 import json
 import os
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -224,7 +225,8 @@ def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[
         ) from None
     except RepositoryNotFoundError:
         raise ModelNotFoundError(
-            f"TARGET_MODEL={repo} does not exist on {constants.ENDPOINT}" + ("" if token else " (or it is private)"),
+            f"TARGET_MODEL={repo} does not exist on {_shown(constants.ENDPOINT)}"
+            + ("" if token else " (or it is private)"),
             f"check the spelling (org/name); for a private repo {token_hint}",
         ) from None
     except HubRevisionNotFound:
@@ -243,17 +245,17 @@ def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[
                 f"{repo} is not in the local cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1",
                 "download it once online, or mount the cache volume",
             ) from None
-        raise _unreachable(constants.ENDPOINT, exc) from None
+        raise _unreachable(_shown(constants.ENDPOINT), exc) from None
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", 0) or 0
         if status >= 500 or status in (0, 429):
-            raise _unreachable(constants.ENDPOINT, exc) from None
+            raise _unreachable(_shown(constants.ENDPOINT), exc) from None
         raise ModelNotFoundError(f"the Hub answered HTTP {status} for {repo}", token_hint) from None
     except Exception as exc:
         # Connection refused, DNS, timeouts: httpx and requests raise their own
         # classes (not OSError) from the parallel header reads.
         if _is_network_error(exc):
-            raise _unreachable(constants.ENDPOINT, exc) from None
+            raise _unreachable(_shown(constants.ENDPOINT), exc) from None
         raise
 
 
@@ -264,6 +266,18 @@ def _is_network_error(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError)) or any(
         cls.__name__ in _NETWORK_ERROR_NAMES for cls in type(exc).__mro__
     )
+
+
+def _shown(url: str) -> str:
+    """A URL as we print it: without user name or password (HF_ENDPOINT=https://user:password@mirror)."""
+    parts = urllib.parse.urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    try:
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # a port that is not a number
+        host = parts.hostname or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
 def _unreachable(endpoint: str, exc: BaseException) -> HubUnreachableError:

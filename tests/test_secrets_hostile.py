@@ -1,0 +1,131 @@
+"""Secrets given the ways people and attackers give them: each case ends as a documented exit code or a
+clean start, with no traceback and the secret in no output, no printed argv and no `plan --json`."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tests.support.cli import report, run_cli
+
+KEY = "sk-hostile-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("8000", "shorter than 16 characters"),  # would turn every "8000" in the log into ***
+        ("sk-short", "shorter than 16 characters"),
+        ("sk-0123456789abcdef\nsecond-line", "whitespace or control characters"),  # a two-line API_KEY_FILE
+        ("sk-0123456789 abcdef", "whitespace or control characters"),
+        ("sk-0123456789abcdef\x1b[2J", "whitespace or control characters"),  # a terminal escape
+        ("sk-0123456789abcdef\x00", "whitespace or control characters"),
+    ],
+)
+@pytest.mark.parametrize("from_file", [False, True])
+def test_weak_or_malformed_keys_are_refused(serve_env, tmp_path, value, why, from_file):
+    if from_file:
+        path = tmp_path / "api_key"
+        path.write_bytes(value.encode() + b"\n")
+        env = serve_env(API_KEY_FILE=str(path), DEBUG="1")
+    else:
+        if "\x00" in value:
+            pytest.skip("an environment variable cannot hold NUL")
+        env = serve_env(API_KEY=value, DEBUG="1")
+    result = run_cli(["plan", "--json"], env)
+    assert result.returncode == 10, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: API_KEY='***' is not valid: it ") and why in line
+    assert "Traceback" not in result.stderr or "DEBUG" in env  # with DEBUG=1 a traceback is wanted, redacted
+    secret_part = value.split("\n")[0].split(" ")[0].split("\x1b")[0]
+    assert secret_part not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("token", ["hf_abc def", "hf_abc\tdef", "hf_abc\x07"])
+def test_tokens_with_whitespace_or_control_characters_are_refused(cli, token):
+    result = cli(["plan"], TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct", ACCELERATORS="H100:1", HF_TOKEN=token)
+    assert result.returncode == 10
+    assert result.stderr.startswith("error: HF_TOKEN='***' is not valid: it contains whitespace or control")
+    assert "hf_abc" not in result.stderr
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        ["--api-key", KEY],
+        [f"--api-key={KEY}"],
+        ["--api_key", KEY],  # vLLM takes underscores
+        [f"--api_key={KEY}"],
+        ["--api-k", KEY],  # argparse takes a unique prefix
+        [f"--api-ke={KEY}"],
+    ],
+)
+def test_a_key_in_extra_args_is_hidden_and_turns_auth_on(serve_env, engine, spelling):
+    # The exec line and `plan --json` print the same redacted argv (launch.shown_argv): the exec line here,
+    # `plan --json` in the container-argument test below.
+    env = serve_env(engine, EXTRA_ARGS=" ".join(spelling))
+    served = run_cli([], env)
+    assert served.returncode == 0, served.stderr
+    assert KEY not in served.stdout + served.stderr
+    assert "auth: on" in served.stderr  # the engine enforces the key, so the log must not say off
+    assert "where `ps` shows it" in served.stderr
+    assert KEY in " ".join(report(env)["argv"])  # the user's flag still reaches the engine
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_a_key_in_plan_json_and_in_container_arguments_is_hidden(serve_env, engine):
+    env = serve_env(engine, EXTRA_ARGS=f"--api_key={KEY}")
+    planned = run_cli(["plan", "--json"], env)
+    assert planned.returncode == 0 and KEY not in planned.stdout + planned.stderr
+    assert "--api_key=***" in json.loads(planned.stdout)["argv"]
+    served = run_cli(["--api-k", KEY], serve_env(engine))
+    assert served.returncode == 0
+    assert KEY not in served.stdout + served.stderr and "auth: on" in served.stderr
+
+
+def test_ssl_keyfile_is_a_flag_of_its_own_not_a_secret_prefix(serve_env):
+    env = serve_env(EXTRA_ARGS="--ssl-keyfile /run/secrets/tls.key")
+    argv = json.loads(run_cli(["plan", "--json"], env).stdout)["argv"]
+    assert argv[argv.index("--ssl-keyfile") + 1] == "/run/secrets/tls.key"
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_an_inherited_engine_key_variable_turns_auth_on(serve_env, engine):
+    variable = {"vllm": "VLLM_API_KEY", "sglang": "INFERENCE_ENDPOINT_SGLANG_API_KEY"}[engine]
+    env = serve_env(engine, **{variable: KEY})
+    served = run_cli([], env)
+    assert served.returncode == 0, served.stderr
+    assert "auth: on" in served.stderr and f"{variable} is set in the environment" in served.stderr
+    assert KEY not in served.stdout + served.stderr
+
+
+def test_a_password_in_hf_endpoint_is_never_printed(tmp_path, monkeypatch, capfd):
+    """In-process against a port nobody listens on (huggingface_hub's retry back-off not slept): neither its
+    retry warnings, nor our error, nor the DEBUG traceback shows the mirror's password."""
+    import huggingface_hub.utils._http as hub_http
+
+    from entrypoint import cli
+    from tests.support.cli import clean_env
+
+    monkeypatch.setattr(hub_http.time, "sleep", lambda seconds: None)
+    endpoint = "http://mirror-user:hunter2-secret@127.0.0.1:9"
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", endpoint)
+    monkeypatch.setattr(
+        "huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    env = clean_env(
+        tmp_path, TARGET_MODEL="Qwen/Qwen2.5-7B-Instruct", ACCELERATORS="H100:1", DEBUG="1", HF_ENDPOINT=endpoint
+    )
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = cli.main(["plan"], env, stdout, stderr)
+    out, err = capfd.readouterr()  # what huggingface_hub's own logging wrote
+    printed = stdout.getvalue() + stderr.getvalue() + out + err
+    assert code == 34, printed
+    assert "hunter2-secret" not in printed
+    (line,) = [line for line in stderr.getvalue().splitlines() if line.startswith("error:")]
+    assert line.startswith("error: cannot reach the Hugging Face Hub at http://127.0.0.1:9 ")
+    assert "Retrying in" not in printed  # no screen of retry warnings before the one line
