@@ -12,14 +12,15 @@ import argparse
 import os
 import shlex
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from . import __version__, launch, loopback, redact, render
 from .engines import ENGINES
-from .errors import CommandNotFoundError, EntrypointError, SettingError
-from .settings import load, load_value, secret_values
+from .errors import READER_GONE, CommandNotFoundError, EntrypointError, SettingError, UnexpectedError, UsageError
+from .settings import SETTINGS, load, load_value, secret_values
 from .supervise import supervisor
 
 USAGE = """usage: python -m entrypoint [COMMAND]
@@ -28,11 +29,11 @@ USAGE = """usage: python -m entrypoint [COMMAND]
   -FLAG ...                  the same as `serve -FLAG ...`
   plan [--json]              print the plan and the engine command, start nothing
   health                     exit 0 when the local server's /health answers 200
-  version                    print this tool's version
-  help                       this text
+  version, --version         print this tool's version and the engine's
+  help, --help, -h           this text and the settings
   CMD [ARGS]                 run CMD instead (e.g. bash), like the engine images do
 
-Settings come from environment variables; see README.md."""
+Settings come from environment variables (docker run -e NAME=VALUE):"""
 
 Command = Callable[[Sequence[str], Mapping[str, str], TextIO, TextIO], int]
 
@@ -48,12 +49,29 @@ def main(
     try:
         return _dispatch(args, environ, stdout, stderr)
     except EntrypointError as exc:
-        secrets = secret_values(environ)
-        if _debug(environ):
-            stderr.write(redact.text(traceback.format_exc(), secrets))
-        hint = f"; {exc.hint}" if exc.hint else ""
-        print(redact.text(f"error: {exc.message}{hint}", secrets), file=stderr)
-        return exc.exit_code
+        return _report(exc, environ, stderr)
+    except BrokenPipeError:
+        # The reader went away (`plan | head -1`): print nothing more, not even at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return READER_GONE
+    except Exception as exc:  # the last resort: a bug of ours still ends as one redacted line
+        return _report(
+            UnexpectedError(
+                f"unexpected {type(exc).__name__}: {exc}", "rerun with DEBUG=1 for the traceback, and report it"
+            ),
+            environ,
+            stderr,
+        )
+
+
+def _report(exc: EntrypointError, environ: Mapping[str, str], stderr: TextIO) -> int:
+    secrets = secret_values(environ)
+    if _debug(environ):
+        stderr.write(redact.printable(redact.text(traceback.format_exc(), secrets)))
+    hint = f"; {exc.hint}" if exc.hint else ""
+    line = redact.text(f"error: {exc.message}{hint}", secrets)
+    print(redact.printable(line).replace("\n", " "), file=stderr)  # one line, whatever the message held
+    return exc.exit_code
 
 
 def _debug(environ: Mapping[str, str]) -> bool:
@@ -64,6 +82,8 @@ def _debug(environ: Mapping[str, str]) -> bool:
 
 
 def _dispatch(argv: list[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    if len(argv) == 1 and argv[0] in OWN_FLAGS:  # alone: ours; with other flags: the engine's (`--help` of vLLM)
+        return OWN_FLAGS[argv[0]](argv[1:], environ, stdout, stderr)
     if not argv or argv[0].startswith("-"):
         return serve(argv, environ, stdout, stderr)
     command = COMMANDS.get(argv[0])
@@ -93,7 +113,7 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], _stdout: TextIO,
 
 
 def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m entrypoint plan", description="Print the plan and the engine command; start nothing."
     )
     parser.add_argument("--json", action="store_true", help="one JSON object for pipelines")
@@ -130,13 +150,27 @@ def health(_argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, lo
     return 0 if status == 200 else 1
 
 
-def version(_argv: Sequence[str], _environ: Mapping[str, str], stdout: TextIO, _stderr: TextIO) -> int:
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line and a documented code, not argparse's exit 2 + usage
+        raise UsageError(f"{self.prog}: {message}", f"run `{self.prog} --help`")
+
+
+def version(_argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, _stderr: TextIO) -> int:
     print(f"inference-endpoint {__version__}", file=stdout)
+    try:
+        engine = ENGINES[load_value("ENGINE", environ)]
+    except SettingError:
+        return 0
+    print(f"{engine.name} {launch.installed_version(engine) or 'is not installed here'}", file=stdout)
     return 0
 
 
 def usage(_argv: Sequence[str], _environ: Mapping[str, str], stdout: TextIO, _stderr: TextIO) -> int:
     print(USAGE, file=stdout)
+    for setting in SETTINGS:  # the images hold no README: the table is here
+        default = "required" if setting.required else f"default {setting.default}" if setting.default else "optional"
+        print(f"\n  {setting.name} ({default}; e.g. {setting.example})", file=stdout)
+        print(textwrap.fill(setting.help, width=100, initial_indent="      ", subsequent_indent="      "), file=stdout)
     return 0
 
 
@@ -157,4 +191,5 @@ COMMANDS: dict[str, Command] = {
     "health": health,
     "version": version,
     "help": usage,
-}  # `--help` is a flag, so it goes to the engine like any other
+}
+OWN_FLAGS: dict[str, Command] = {"--help": usage, "-h": usage, "--version": version}

@@ -23,6 +23,12 @@ class EntrypointError(Exception):
         self.hint = hint
 
 
+# The command line of this program itself.
+class UsageError(EntrypointError):
+    exit_code = 2
+    summary = "the entrypoint's own command has an argument it does not know (`plan --jsn`)"
+
+
 # Configuration: the user's settings are wrong.
 class SettingError(EntrypointError):
     exit_code = 10
@@ -108,6 +114,12 @@ class EngineMissingError(EntrypointError):
     summary = "the engine's program is not installed in this image"
 
 
+# Anything else is a bug of ours: one line, no traceback unless DEBUG=1, and a code of its own.
+class UnexpectedError(EntrypointError):
+    exit_code = 70  # EX_SOFTWARE in sysexits.h
+    summary = "an unexpected failure inside the entrypoint (a bug: DEBUG=1 shows the traceback; please report it)"
+
+
 # Container arguments: a command that is not ours and cannot be run (the shell's code).
 class CommandNotFoundError(EntrypointError):
     exit_code = 127
@@ -127,7 +139,13 @@ def all_error_classes() -> list[type[EntrypointError]]:
 
 # Supervised mode (docs/adr/0011) passes the engine's own status on (128+N when signal N killed it), except:
 ENGINE_EXITED_UNASKED = 51
+READER_GONE = 141  # 128 + SIGPIPE, as a shell reports it: `plan | head -1` closed the pipe early
 OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
+    (
+        READER_GONE,
+        "(broken pipe)",
+        "whatever read our output closed it early (`plan | head -1`): nothing more is printed",
+    ),
     (0, "(supervised) stopped", "IDLE_TIMEOUT_MIN or MAX_RUN_HOURS stopped the engine, or SIGTERM did: a clean stop"),
     (
         ENGINE_EXITED_UNASKED,

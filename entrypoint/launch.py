@@ -8,6 +8,7 @@ goes through `redact`, which hides secret values wherever they appear.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shlex
@@ -69,6 +70,16 @@ def require_engine(engine: Engine) -> None:
             f"ENGINE={engine.name} but the {engine.package} package is not installed for {sys.executable}",
             f"run the {engine.name} image (Dockerfile.{engine.name}), or set ENGINE to the engine this image has",
         )
+
+
+def installed_version(engine: Engine) -> str | None:
+    """The engine's installed version (the image's pin), read from package metadata without importing it."""
+    for distribution in engine.distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def extra_args(settings: Settings) -> list[str]:

@@ -11,6 +11,11 @@ from collections.abc import Iterable, Sequence
 MASK = "***"
 
 
+def printable(value: str) -> str:
+    """Control characters (a terminal escape in config.json, a NUL in a value) as escapes, never raw."""
+    return "".join(char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in value)
+
+
 def text(value: str, secrets: Iterable[str]) -> str:
     """`value` with every secret in it replaced by ***, wherever it appears."""
     for secret in secrets:

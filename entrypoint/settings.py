@@ -454,6 +454,27 @@ def _check_pairs(values: Mapping[str, Any]) -> None:
         raise SettingError(
             f"{given} is set but {missing} is not", f"set both, for example {missing}={BY_NAME[missing].example}"
         )
+    _check_ports(values)
+
+
+def _check_ports(values: Mapping[str, Any]) -> None:
+    """The server, the supervisor's metrics and (with several nodes) the nodes' meeting point need a port each:
+    with METRICS_PORT=PORT the supervisor would scrape itself and call a dead engine ready."""
+    ports = {"PORT": values["PORT"], "METRICS_PORT": values["METRICS_PORT"]}
+    if values["SKYPILOT_NUM_NODES"] > 1:
+        ports["DIST_PORT"] = values["DIST_PORT"]
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port is None:
+            continue
+        if port in seen:
+            raise SettingError(
+                f"{name}={port} is the same port as {seen[port]}={port}",
+                f"give each its own, for example {name}={BY_NAME[name].example}"
+                if BY_NAME[name].example != str(port)
+                else f"give each its own, for example {name}={port + 1}",
+            )
+        seen[port] = name
 
 
 def load_value(name: str, environ: Mapping[str, str]) -> Any:

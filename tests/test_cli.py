@@ -97,3 +97,96 @@ def test_cpu_path_plans_on_host_memory(tmp_path, models):
         pytest.skip("not enough RAM on this machine for the 7B fixture")
     plan = json.loads(result.stdout)
     assert (plan["gpu_name"], plan["tp"], plan["dp"]) == ("cpu", 1, 1)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h", "help"])
+def test_help_needs_no_settings_and_lists_them(cli, flag):
+    result = cli([flag])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m entrypoint")
+    for name in ("TARGET_MODEL (required", "ENGINE (default sglang", "API_KEY (optional"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--version", "version"])
+def test_version_names_the_tool_and_the_engine(cli, flag):
+    from entrypoint import __version__
+
+    result = cli([flag], ENGINE="vllm")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"inference-endpoint {__version__}"
+    assert lines[1] == "vllm is not installed here"  # the test venv has no engine; the image's says its version
+
+
+def test_help_among_engine_flags_goes_to_the_engine(serve_env):
+    from tests.support.cli import report
+
+    env = serve_env()
+    assert run_cli(["--max-num-seqs", "8", "--help"], env).returncode == 0
+    assert report(env)["argv"][-1] == "--help"
+
+
+@pytest.mark.parametrize("args", [["plan", "--jsn"], ["plan", "extra"]])
+def test_unknown_arguments_of_our_commands(cli, args):
+    result = cli(args, TARGET_MODEL="m")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: python -m entrypoint plan: unrecognized arguments") and "--help" in line
+
+
+def test_a_closed_pipe_is_quiet(models, tmp_path):
+    """`plan | head -1`: the reader goes away early; no BrokenPipeError, no traceback."""
+    import subprocess
+    import sys
+
+    from tests.support.paths import ROOT
+
+    env = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ACCELERATORS="H100:1")
+    pipeline = subprocess.run(
+        f"{sys.executable} -m entrypoint plan | head -c 1",
+        shell=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert pipeline.stdout == "p"
+    assert pipeline.stderr == ""
+
+
+def test_an_unexpected_failure_is_one_redacted_line(monkeypatch):
+    """A bug of ours (here: the planner raising something no rule expects) is exit 70 and one line."""
+    import io
+
+    from entrypoint import cli as entry
+
+    def broken(*args, **kwargs):
+        raise KeyError("sk-unexpected-0123456789 \x1b[2J")
+
+    monkeypatch.setattr(entry.launch, "plan_for", broken)
+    stderr = io.StringIO()
+    env = {"TARGET_MODEL": "m", "ACCELERATORS": "H100:1", "API_KEY": "sk-unexpected-0123456789"}
+    assert entry.main(["plan"], env, io.StringIO(), stderr) == 70
+    (line,) = stderr.getvalue().splitlines()
+    assert line.startswith("error: unexpected KeyError: ") and "DEBUG=1" in line
+    assert "sk-unexpected-0123456789" not in line and "\x1b" not in line
+
+
+@pytest.mark.parametrize(
+    ("env", "text"),
+    [
+        ({"METRICS_PORT": "8000"}, "METRICS_PORT=8000 is the same port as PORT=8000"),
+        ({"PORT": "9400", "METRICS_PORT": "9400"}, "METRICS_PORT=9400 is the same port as PORT=9400"),
+        (
+            {"SKYPILOT_NUM_NODES": "2", "SKYPILOT_NODE_IPS": "10.0.0.1\n10.0.0.2", "DIST_PORT": "8000"},
+            "DIST_PORT=8000 is the same port as PORT=8000",
+        ),
+    ],
+)
+def test_ports_must_differ(cli, env, text):
+    result = cli(["plan"], TARGET_MODEL="m", ACCELERATORS="H100:1", **env)
+    assert result.returncode == 10
+    assert result.stderr.startswith(f"error: {text}")

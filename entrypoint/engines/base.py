@@ -89,6 +89,8 @@ class Engine:
     name: str
     # The Python package that must be importable (checked without importing it).
     package: str
+    # The distributions that install it, whose metadata carry the version (`version`).
+    distributions: tuple[str, ...]
     # Values accepted by the engine's --quantization at the pinned version.
     quantization_methods: frozenset[str]
     # Values the engine once accepted, with what to use instead.

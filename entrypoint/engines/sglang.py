@@ -176,6 +176,7 @@ def _speculative_args(request: ServeRequest) -> list[str]:
 ENGINE = Engine(
     name="sglang",
     package="sglang",
+    distributions=("sglang",),
     quantization_methods=QUANTIZATION_METHODS,
     removed_quantization=REMOVED_QUANTIZATION,
     fp8_methods=frozenset({"fp8", "w8a8_fp8"}),

