@@ -144,7 +144,7 @@ OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (
         READER_GONE,
         "(broken pipe)",
-        "whatever read our output closed it early (`plan | head -1`): nothing more is printed",
+        "whatever read our output closed it early (`plan` piped into `head -1`): nothing more is printed",
     ),
     (0, "(supervised) stopped", "IDLE_TIMEOUT_MIN or MAX_RUN_HOURS stopped the engine, or SIGTERM did: a clean stop"),
     (
