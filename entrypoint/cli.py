@@ -96,6 +96,7 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], _stdout: TextIO,
     settings = load(environ)
     engine = ENGINES[settings.engine]
     launch.require_api_key(settings)
+    launch.check_tls(settings)
     launch.require_engine(engine)  # before minutes of planning and download
     launch.checked_extra_args(engine, settings, user_args)
     for warning in settings.warnings:
@@ -122,6 +123,7 @@ def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO
     engine = ENGINES[settings.engine]
     for warning in settings.warnings:
         print(f"warning: {warning}", file=stderr)
+    launch.check_tls(settings)
     plan, model = launch.plan_for(settings, engine, environ)
     started = launch.prepare(engine, settings, plan, environ)
     argv_shown = launch.shown_argv(started, engine)

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import os
 import shlex
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -61,6 +62,23 @@ def require_api_key(settings: Settings) -> None:
             "pass a key (sky launch ... --secret API_KEY=$(openssl rand -hex 24)), or opt out "
             "explicitly with REQUIRE_API_KEY=false",
         )
+
+
+def check_tls(settings: Settings) -> None:
+    """Load TLS_CERT_FILE and TLS_KEY_FILE as the engine's server will, before any download: a file that is no
+    PEM certificate, a key of another certificate or a key with a passphrase fails here, in one line."""
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # A passphrase would be asked for on the terminal; an empty one makes an encrypted key fail instead.
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file, password=lambda: b"")
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingError(
+            f"TLS_CERT_FILE={settings.tls_cert_file} and TLS_KEY_FILE={settings.tls_key_file} are not a PEM "
+            f"certificate and its unencrypted private key ({exc.__class__.__name__}: {exc.args[-1]})",
+            "for example: openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.crt -subj /CN=host",
+        ) from None
 
 
 def require_engine(engine: Engine) -> None:
@@ -135,7 +153,8 @@ def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, li
     if not (settings.spec_enabled and settings.spec_draft_model):
         return None, []
     try:
-        return read_model(settings.spec_draft_model, None, settings.hf_token, offline=offline), []
+        draft = read_model(settings.spec_draft_model, None, settings.hf_token, offline, variable="SPEC_DRAFT_MODEL")
+        return draft, []
     except NoSafetensorsError:
         # Many EAGLE heads ship only pytorch_model.bin; the engine loads them fine.
         return None, [

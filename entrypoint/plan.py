@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import quantization
 from .engines.base import Engine
-from .errors import DoesNotFitError, SettingError
+from .errors import DoesNotFitError, SettingError, UnsupportedByEngineError
 from .hardware.catalog import GPUS, GpuSpec
 from .hardware.types import Hardware
 from .model import kv
@@ -36,6 +36,9 @@ CPU_RESERVE_BYTES = GIB // 2
 MIN_CONTEXT = 4096  # below this an automatic context is not worth serving
 CONTEXT_STEP = 1024  # automatic contexts are rounded down to a multiple of this
 GPUS_PER_NODE = 8  # the most GPUs one machine has; more are planned as several nodes
+# Both engines refuse bfloat16 below Ampere (vLLM 0.32 platforms/cuda.py: "Bfloat16 is only supported on GPUs
+# with compute capability of at least 8.0"), after the download.
+BF16_MIN_CAPABILITY = (8, 0)
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def make_plan(
             "SPEC_METHOD, SPEC_DRAFT_MODEL or SPEC_NUM_TOKENS is set but SPEC_ENABLED is not true, "
             "so speculative decoding stays off."
         )
-    dtype = _runtime_dtype(settings.dtype, shape, reasons)
+    dtype = _runtime_dtype(settings.dtype, shape, hardware, reasons)
     method, online_fp8 = quantization.choose(settings.quantization, shape, hardware, engine, reasons)
     weights = estimate(model.weights, dtype, online_fp8)
     draft_bytes = estimate(draft.weights, dtype).total_bytes if draft and speculation else 0
@@ -211,13 +214,27 @@ def speculation_for(settings: Settings, shape: ModelShape, engine: Engine) -> Sp
 # ---------------------------------------------------------------- dtype
 
 
-def _runtime_dtype(requested: str, shape: ModelShape, reasons: list[str]) -> str:
+def _runtime_dtype(requested: str, shape: ModelShape, hardware: Hardware, reasons: list[str]) -> str:
+    capability = hardware.compute_capability
+    no_bf16 = not hardware.is_cpu and capability is not None and capability < BF16_MIN_CAPABILITY
     if requested != "auto":
+        if requested == "bfloat16" and no_bf16:
+            shown = ".".join(map(str, capability or ()))
+            raise UnsupportedByEngineError(
+                f"DTYPE=bfloat16 needs compute capability 8.0 or newer (Ampere); {hardware.name} has {shown}",
+                "use DTYPE=float16, or leave DTYPE unset (float16 is chosen on these GPUs)",
+            )
         reasons.append(f"dtype={requested}: set by DTYPE (checkpoint is {shape.dtype}).")
         return requested
     dtype = {"float32": "bfloat16", "float": "bfloat16", "half": "float16"}.get(shape.dtype, shape.dtype)
     if dtype not in RUNTIME_DTYPE_BYTES:
         dtype = "bfloat16"
+    if dtype == "bfloat16" and no_bf16:
+        reasons.append(
+            f"dtype=float16: {hardware.name} has no bfloat16 (compute capability below 8.0), so the "
+            f"{shape.dtype} checkpoint is served in float16."
+        )
+        return "float16"
     if dtype != shape.dtype:
         reasons.append(f"dtype={dtype}: the checkpoint is {shape.dtype}; engines serve it in half precision.")
     return dtype

@@ -38,6 +38,12 @@ def choose(
             f"QUANTIZATION={requested} cannot load this checkpoint, which is already {stored}",
             "unset QUANTIZATION to use the checkpoint's own quantization",
         )
+    if requested and not stored and requested in engine.checkpoint_quantization:
+        raise SettingError(
+            f"QUANTIZATION={requested} needs a checkpoint quantized with {requested}, and this one is not quantized",
+            f"use a {requested} checkpoint (e.g. a repo whose name ends in -{requested.split('_')[0].upper()}), or "
+            "QUANTIZATION=fp8 to quantize this one at load time",
+        )
     method = requested or stored
     online_fp8 = bool(requested in engine.fp8_methods and not stored)
     if method in engine.fp8_methods:

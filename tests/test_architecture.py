@@ -133,6 +133,8 @@ def test_engine_choices_come_from_the_registry():
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_fp8_methods_are_quantization_methods_of_the_engine(engine):
+def test_quantization_data_are_methods_of_the_engine(engine):
     data = ENGINES[engine]
     assert "fp8" in data.fp8_methods <= data.quantization_methods
+    assert data.checkpoint_quantization <= data.quantization_methods
+    assert not data.checkpoint_quantization & data.fp8_methods

@@ -229,3 +229,36 @@ def test_a_bigger_gpu_is_of_the_same_vendor(models):
         plan_for(models, "Llama-3.1-70B-Instruct", "H100:1", MAX_MODEL_LEN="131072")
     assert "ACCELERATORS=B300:1" in caught.value.hint
     assert "MI3" not in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("accelerators", "env", "dtype"),
+    [
+        ("T4:4", {}, "float16"),  # Turing: no bfloat16, the bf16 checkpoint is served in float16
+        ("V100-32GB:1", {}, "float16"),
+        ("A10G:1", {}, "bfloat16"),
+        ("T4:4", {"DTYPE": "float16"}, "float16"),
+        ("T4:4", {"DTYPE": "float32"}, "float32"),
+    ],
+)
+def test_no_bfloat16_below_ampere(models, accelerators, env, dtype):
+    plan = plan_for(models, "Qwen2.5-7B-Instruct", accelerators, MAX_MODEL_LEN="4096", **env)
+    assert plan.dtype == dtype
+    if dtype == "float16" and not env:
+        assert any("has no bfloat16" in reason for reason in plan.reasons)
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_explicit_bfloat16_below_ampere_is_refused(models, engine):
+    with pytest.raises(UnsupportedByEngineError, match=r"DTYPE=bfloat16 needs compute capability 8\.0.*T4 has 7\.5"):
+        plan_for(models, "Qwen2.5-7B-Instruct", "T4:1", ENGINE=engine, DTYPE="bfloat16", MAX_MODEL_LEN="4096")
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+@pytest.mark.parametrize("method", ["awq", "gptq", "gptq_marlin", "compressed-tensors"])
+def test_a_method_that_needs_its_checkpoint_is_refused_on_an_unquantized_one(models, engine, method):
+    with pytest.raises(SettingError, match=f"QUANTIZATION={method} needs a checkpoint quantized with {method}"):
+        plan_for(models, "Llama-3.1-8B-Instruct", "H100:1", ENGINE=engine, QUANTIZATION=method)
+    # The checkpoint's own method still loads (AWQ over an AWQ checkpoint).
+    if method == "awq":
+        assert plan_for(models, "Qwen2.5-7B-Instruct-AWQ", "H100:1", ENGINE=engine, QUANTIZATION=method).quantization

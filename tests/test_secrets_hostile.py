@@ -129,3 +129,65 @@ def test_a_password_in_hf_endpoint_is_never_printed(tmp_path, monkeypatch, capfd
     (line,) = [line for line in stderr.getvalue().splitlines() if line.startswith("error:")]
     assert line.startswith("error: cannot reach the Hugging Face Hub at http://127.0.0.1:9 ")
     assert "Retrying in" not in printed  # no screen of retry warnings before the one line
+
+
+@pytest.mark.parametrize("case", ["not-pem", "key-of-another-cert", "encrypted-key"])
+def test_tls_files_are_loaded_before_anything_else(cli, models, tmp_path, case):
+    """A file that is no certificate fails in one line before any download, not minutes later in the engine."""
+    import subprocess
+
+    def make(name: str, *extra: str) -> tuple[str, str]:
+        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                *extra,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return str(cert), str(key)
+
+    cert, key = make("one", "-nodes")
+    if case == "not-pem":
+        cert = str(tmp_path / "not.crt")
+        (tmp_path / "not.crt").write_text("hello\n")
+    elif case == "key-of-another-cert":
+        key = make("two", "-nodes")[1]
+    else:
+        cert, key = make("three", "-passout", "pass:sekrit-passphrase")
+    result = cli(
+        ["plan"],
+        TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")),
+        ACCELERATORS="H100:1",
+        TLS_CERT_FILE=cert,
+        TLS_KEY_FILE=key,
+    )
+    assert result.returncode == 10, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: TLS_CERT_FILE={cert} and TLS_KEY_FILE={key} are not a PEM certificate")
+    assert "openssl req -x509" in line
+
+
+def test_a_missing_draft_is_named_as_spec_draft_model(cli, models):
+    result = cli(
+        ["plan"],
+        TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")),
+        ACCELERATORS="H100:1",
+        SPEC_ENABLED="true",
+        SPEC_DRAFT_MODEL="/models/no-such-draft",
+    )
+    assert result.returncode == 30
+    assert result.stderr.startswith("error: SPEC_DRAFT_MODEL=/models/no-such-draft is not a folder")

@@ -117,5 +117,7 @@ class Engine:
     # Flags of their own that are also prefixes of a secret flag, so not abbreviations of it (checked against
     # the engine's parser in tests/test_contract.py).
     not_abbreviations: frozenset[str] = frozenset()
+    # --quantization values that only load a checkpoint already quantized that way (they quantize nothing).
+    checkpoint_quantization: frozenset[str] = frozenset()
     # Checkpoint quant methods mapped to the --quantization values that can load them.
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)

@@ -194,6 +194,9 @@ ENGINE = Engine(
     metric_names=MetricNames(
         requests="sglang:num_requests", running="sglang:num_running_reqs", generation_tokens="sglang:generation_tokens"
     ),
+    checkpoint_quantization=frozenset(
+        {"awq", "awq_marlin", "gptq", "gptq_marlin", "moe_wna16", "compressed-tensors", "gguf"}
+    ),
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "moe_wna16"}),
         "gptq": frozenset({"gptq", "gptq_marlin", "moe_wna16"}),

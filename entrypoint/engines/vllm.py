@@ -185,6 +185,9 @@ ENGINE = Engine(
         requests="vllm:request_success", running="vllm:num_requests_running", generation_tokens="vllm:generation_tokens"
     ),
     supports_cpu=True,
+    checkpoint_quantization=frozenset(
+        {"awq", "auto_awq", "awq_marlin", "gptq", "auto_gptq", "gptq_marlin", "moe_wna16", "compressed-tensors"}
+    ),
     compatible_quantization={
         "awq": frozenset({"awq", "awq_marlin", "auto_awq", "moe_wna16"}),
         "gptq": frozenset({"gptq", "gptq_marlin", "auto_gptq", "moe_wna16"}),

@@ -35,29 +35,35 @@ SINGLE_FILE = "model.safetensors"
 OTHER_WEIGHT_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.gguf")
 
 
-def read_model(target: str, revision: str | None = None, token: str | None = None, offline: bool = False) -> ModelInfo:
-    """Read config.json and safetensors headers of a folder or Hub repo."""
+def read_model(
+    target: str,
+    revision: str | None = None,
+    token: str | None = None,
+    offline: bool = False,
+    variable: str = "TARGET_MODEL",
+) -> ModelInfo:
+    """Read config.json and safetensors headers of a folder or Hub repo; errors name `variable`."""
     if os.path.isdir(target):
-        return _from_folder(target, target, "local folder")
+        return _from_folder(target, target, "local folder", variable)
     if target.startswith(("/", "./", "../", "~")):
         raise ModelNotFoundError(
-            f"TARGET_MODEL={target} is not a folder",
+            f"{variable}={target} is not a folder",
             "mount the model folder into the container, or use a Hub id like Qwen/Qwen2.5-7B-Instruct",
         )
-    with _hub_errors(target, revision, token):
+    with _hub_errors(target, revision, token, variable):
         if offline:
             from huggingface_hub import snapshot_download
 
             folder = snapshot_download(target, revision=revision, local_files_only=True)
-            return _from_folder(folder, target, "hub cache (offline)")
-        return _from_hub(target, revision, token)
+            return _from_folder(folder, target, "hub cache (offline)", variable)
+        return _from_hub(target, revision, token, variable)
 
 
 # ---------------------------------------------------------------- local folder
 
 
-def _from_folder(folder: str, name: str, location: str) -> ModelInfo:
-    config = _read_config(os.path.join(folder, "config.json"), name)
+def _from_folder(folder: str, name: str, location: str, variable: str) -> ModelInfo:
+    config = _read_config(os.path.join(folder, "config.json"), name, variable)
     files = _local_shards(folder, name)
     tensors: dict[str, Tensor] = {}
     for path in files:
@@ -68,14 +74,14 @@ def _from_folder(folder: str, name: str, location: str) -> ModelInfo:
     )
 
 
-def _read_config(path: str, name: str) -> Mapping[str, Any]:
+def _read_config(path: str, name: str, variable: str = "TARGET_MODEL") -> Mapping[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except FileNotFoundError:
         raise ModelNotFoundError(
             f"{name} has no config.json",
-            "point TARGET_MODEL at a Hugging Face model folder (config.json + *.safetensors)",
+            f"point {variable} at a Hugging Face model folder (config.json + *.safetensors)",
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptCheckpointError(
@@ -153,11 +159,11 @@ def read_local_header(path: str) -> dict[str, Tensor]:
 # ---------------------------------------------------------------- the Hub
 
 
-def _from_hub(repo: str, revision: str | None, token: str | None) -> ModelInfo:
+def _from_hub(repo: str, revision: str | None, token: str | None, variable: str) -> ModelInfo:
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
 
-    config = _read_config(hf_hub_download(repo, "config.json", revision=revision, token=token), repo)
+    config = _read_config(hf_hub_download(repo, "config.json", revision=revision, token=token), repo, variable)
     api = HfApi(token=token)
     try:
         metadata = _sharded_metadata_in_one_request(api, repo, revision, token)
@@ -202,7 +208,7 @@ def _sharded_metadata_in_one_request(api: Any, repo: str, revision: str | None, 
 
 
 @contextlib.contextmanager
-def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[None]:
+def _hub_errors(repo: str, revision: str | None, token: str | None, variable: str) -> Iterator[None]:
     """Translate huggingface_hub's exceptions into one-line user errors (never showing the token)."""
     from huggingface_hub import constants
     from huggingface_hub.errors import (
@@ -225,7 +231,7 @@ def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[
         ) from None
     except RepositoryNotFoundError:
         raise ModelNotFoundError(
-            f"TARGET_MODEL={repo} does not exist on {_shown(constants.ENDPOINT)}"
+            f"{variable}={repo} does not exist on {_shown(constants.ENDPOINT)}"
             + ("" if token else " (or it is private)"),
             f"check the spelling (org/name); for a private repo {token_hint}",
         ) from None
@@ -236,8 +242,8 @@ def _hub_errors(repo: str, revision: str | None, token: str | None) -> Iterator[
         ) from None
     except HFValidationError:
         raise ModelNotFoundError(
-            f"TARGET_MODEL={repo!r} is neither a folder nor a Hub repo id",
-            "use org/name, for example TARGET_MODEL=Qwen/Qwen2.5-7B-Instruct",
+            f"{variable}={repo!r} is neither a folder nor a Hub repo id",
+            f"use org/name, for example {variable}=Qwen/Qwen2.5-7B-Instruct",
         ) from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         if constants.HF_HUB_OFFLINE:
