@@ -2,7 +2,7 @@
 # The project's one test command (README "Tests"; .ci/run calls it).
 # Creates .venv on first use, installs the pinned test dependencies, runs pytest
 # with any arguments given, e.g. the fast tier:
-#   bash scripts/test.sh -m "not engines and not e2e"
+#   bash scripts/test.sh -m "not engines and not e2e" -n 2
 # The real engines' environments (scripts/test-envs.sh) are built by the tests
 # that need them, on first use, and reused after that.
 set -euo pipefail

@@ -1,7 +1,7 @@
 """Fixtures: generated model folders, the recorded nvidia-smi, stand-in engines, and the real engines.
 
 Tiers (markers registered in pyproject.toml):
-- no marker: in-process or stand-in programs only; `bash scripts/test.sh -m "not engines and not e2e"`.
+- no marker: in-process or stand-in programs only; `bash scripts/test.sh -m "not engines and not e2e" -n 2`.
 - `engines`: a real engine's parser, registry or collectors, or SkyPilot's parser (their environments are
   built on first use, scripts/test-envs.sh). Added here to every test that uses `engine_envs` or
   `engine_parser`, so the fast tier can never build an environment.
