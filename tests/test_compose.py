@@ -128,3 +128,35 @@ def test_compose_rejects_broken_copies(broken, error):
 )
 def test_our_checks_reject_what_compose_accepts(broken, problem):
     assert any(problem in found for found in problems(normalised(BROKEN / broken)))
+
+
+# Set elsewhere: the host's published port, the image's engine, SkyPilot's nodes.
+NOT_FROM_THE_SHELL = {"PORT", "ENGINE", "DIST_PORT"}
+
+
+def test_every_setting_can_come_from_the_shell():
+    """The README says any setting works from the shell or .env: each one the table has is passed through."""
+    expected = {
+        setting.name
+        for setting in SETTINGS
+        if not setting.secret and not setting.name.startswith("SKYPILOT_") and setting.name not in NOT_FROM_THE_SHELL
+    }
+    env = {"PATH": "/usr/bin:/bin", **{name: "from-the-shell" for name in expected}}
+    result = subprocess.run(
+        [str(COMPOSE), "-f", "compose.yaml", "--profile", "vllm", "--profile", "cpu", "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for name, service in json.loads(result.stdout)["services"].items():
+        given = {key for key, value in service["environment"].items() if value == "from-the-shell"}
+        assert given == expected, (name, sorted(expected - given))
+
+
+def test_the_cpu_service_keeps_the_images_cpu_setting():
+    config = normalised(ROOT / "compose.yaml")
+    assert config["services"]["vllm-cpu"]["environment"]["ACCELERATORS"] == "cpu"
+    assert config["services"]["vllm"]["environment"]["ACCELERATORS"] == ""  # unset: detected by nvidia-smi
