@@ -126,6 +126,8 @@ def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO
     launch.check_tls(settings)
     plan, model = launch.plan_for(settings, engine, environ)
     started = launch.prepare(engine, settings, plan, environ)
+    for warning in started.warnings:
+        print(f"warning: {warning}", file=stderr)
     argv_shown = launch.shown_argv(started, engine)
     if args.json:
         extra = {

@@ -130,9 +130,35 @@ def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[s
     Cheap, so `serve` runs it before planning: a typo should not wait for a download.
     """
     extra = extra_args(settings)
-    check_removed_flags(engine, extra, "EXTRA_ARGS")
-    check_removed_flags(engine, user_args, "the container arguments")
+    for args, source in ((extra, "EXTRA_ARGS"), (user_args, "the container arguments")):
+        check_removed_flags(engine, args, source)
+        check_listen_flags(args, source)
     return extra
+
+
+# Where the server listens belongs to settings: health checks, compose, SkyPilot and the supervisor follow them.
+LISTEN_FLAGS = {"--port": "PORT=9000", "--host": "nothing: the server listens on every interface (0.0.0.0)"}
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split("=", 1)[0].replace("_", "-") if arg.startswith("--") else ""
+
+
+def check_listen_flags(args: Sequence[str], source: str) -> None:
+    for arg in args:
+        flag = _flag_name(arg)
+        if flag in LISTEN_FLAGS:
+            raise SettingError(
+                f"{source} has {flag}, but where the server listens is a setting: the health check, compose, "
+                "SkyPilot and the supervisor all follow PORT",
+                f"instead: {LISTEN_FLAGS[flag]}",
+            )
+
+
+def repeated_flags(planned: Sequence[str], added: Sequence[str]) -> list[str]:
+    """Flags of EXTRA_ARGS or the container arguments that the plan already sets (the engine takes the last)."""
+    ours = {_flag_name(arg) for arg in planned} - {""}
+    return sorted({_flag_name(arg) for arg in added} & ours)
 
 
 # ---------------------------------------------------------------- planning
@@ -207,7 +233,7 @@ def engine_command(
     """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins)."""
     extra = checked_extra_args(engine, settings, user_args)
     command = engine.build(serve_request(settings, plan, python))
-    return Command(argv=command.argv + tuple(extra) + tuple(user_args), env=command.env)
+    return Command(argv=command.argv + tuple(extra) + tuple(user_args), env=command.env, planned=len(command.argv))
 
 
 def prepare(
@@ -231,7 +257,7 @@ def prepare(
         secrets=(*settings.secret_values(), *on_argv, *([inherited] if inherited else [])),
         auth=bool(settings.api_key or inherited or _key_flag_on(command.argv, engine)),
         tls=bool(settings.tls_cert_file),
-        warnings=tuple(_secret_warnings(engine, bool(on_argv), bool(inherited))),
+        warnings=tuple(_secret_warnings(engine, bool(on_argv), bool(inherited)) + _repeat_warnings(command)),
     )
 
 
@@ -239,6 +265,15 @@ def _key_flag_on(argv: Sequence[str], engine: Engine) -> bool:
     """A key given to the engine in EXTRA_ARGS or the container arguments: the engine enforces it."""
     key_flags = frozenset(flag for flag in engine.secret_flags if flag.endswith("api-key"))
     return any(redact.secret_flag(arg, key_flags, engine.not_abbreviations) for arg in argv)
+
+
+def _repeat_warnings(command: Command) -> list[str]:
+    planned, added = command.argv[: command.planned], command.argv[command.planned :]
+    return [
+        f"EXTRA_ARGS or the container arguments set {flag} again, over the plan's value: the engine takes yours, "
+        "and the plan's memory figures may no longer hold"
+        for flag in repeated_flags(planned, added)
+    ]
 
 
 def _secret_warnings(engine: Engine, on_argv: bool, inherited: bool) -> list[str]:

@@ -179,3 +179,29 @@ def test_health_command(serve_env, httpserver):
     httpserver.clear()
     httpserver.expect_request("/health").respond_with_data("", status=503)
     assert run_cli(["health"], env).returncode == 1
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [("--port 9000", "--port"), ("--port=9000", "--port"), ("--host 127.0.0.1", "--host"), ("--host=::", "--host")],
+)
+def test_listen_flags_belong_to_settings(serve_env, engine, extra, flag):
+    result = run_cli(["plan"], serve_env(engine, EXTRA_ARGS=extra))
+    assert result.returncode == 10
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: EXTRA_ARGS has {flag}, but where the server listens is a setting")
+    container = run_cli(extra.replace("=", " ").split(), serve_env(engine))
+    assert container.returncode == 10 and "the container arguments has" in container.stderr
+
+
+@pytest.mark.parametrize(
+    ("engine", "extra", "flag"),
+    [("vllm", "--max-model-len 2048", "--max-model-len"), ("sglang", "--context-length=2048", "--context-length")],
+)
+def test_repeating_a_planned_flag_warns(serve_env, engine, extra, flag):
+    result = run_cli(["plan", "--json"], serve_env(engine, EXTRA_ARGS=extra))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: EXTRA_ARGS or the container arguments set {flag} again" in result.stderr
+    quiet = run_cli(["plan", "--json"], serve_env(engine, EXTRA_ARGS="--enable-metrics" if engine == "vllm" else ""))
+    assert "set --" not in quiet.stderr

@@ -116,9 +116,13 @@ def test_every_yaml_parses_and_is_sound(sky):
 
 def test_serve_probe_is_a_real_chat_with_the_key(sky):
     serve = str(ROOT / "skypilot" / "serve.yaml")
-    task = sky([serve], secrets_overrides={"API_KEY": "sk-launch"}, env_overrides=BUCKET)[serve]["task"]
+    task = sky([serve], secrets_overrides={"API_KEY": "sk-launch-0123456789abcdef"}, env_overrides=BUCKET)[serve][
+        "task"
+    ]
     service = task["service"]
-    assert service["readiness_headers"] == {"Authorization": "Bearer sk-launch"}  # SkyPilot substituted it
+    assert service["readiness_headers"] == {
+        "Authorization": "Bearer sk-launch-0123456789abcdef"
+    }  # SkyPilot substituted it
     assert service["post_data"]["model"] == task["envs"]["SERVED_MODEL_NAME"]
     assert service["min_replicas"] >= 1 and service["max_replicas"] > service["min_replicas"]
     assert task["use_spot"] == [True] and service["dynamic_ondemand_fallback"] is True
@@ -189,7 +193,7 @@ def test_what_each_node_runs(sky, models, fake_gpus, tmp_path, rank):
         **{
             **task["envs"],
             "TARGET_MODEL": str(models("Llama-3.1-405B-Instruct")),
-            "API_KEY": "sk-node",
+            "API_KEY": "sk-node-0123456789abcdef",
             "SKYPILOT_NUM_NODES": "2",
             "SKYPILOT_NODE_RANK": str(rank),
             "SKYPILOT_NODE_IPS": "10.1.0.5\n10.1.0.6",
@@ -202,7 +206,7 @@ def test_what_each_node_runs(sky, models, fake_gpus, tmp_path, rank):
     assert (plan["nodes"], plan["tp"], plan["pp"]) == (2, 8, 2)
     argv = " ".join(plan["argv"])
     assert f"--nnodes 2 --node-rank {rank} --dist-init-addr 10.1.0.5:29501" in argv
-    assert "sk-node" not in result.stdout
+    assert "sk-node-0123456789abcdef" not in result.stdout
 
 
 def test_endpoint_refuses_to_start_without_a_key(sky, models, tmp_path):

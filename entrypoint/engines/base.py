@@ -45,6 +45,7 @@ class Command:
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
+    planned: int | None = None  # how many argv tokens the builder wrote (the rest are the user's); None: all
 
 
 def listen_flags(request: ServeRequest) -> list[str]:
