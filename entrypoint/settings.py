@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ def _readable_file(raw: str) -> str:
 
 
 MIN_API_KEY_LENGTH = 16
+MAX_SECRET_FILE_BYTES = 4096  # keys and tokens are short; anything longer is the wrong file
 
 
 def _secret_text(raw: str) -> str:
@@ -516,13 +518,22 @@ def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
             f"both {setting.name} and {file_var} are set",
             f"keep one: {file_var}={path} or {setting.name}",
         )
+    example = f"mount the secret file, for example {file_var}=/run/secrets/{setting.attr}"
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder, or a FIFO that would block the read
+        raise SettingError(f"{file_var}={path!r} is not a regular file", example)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().rstrip("\r\n")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
     except OSError as exc:
+        raise SettingError(f"{file_var}={path!r} cannot be read: {exc.strerror}", example) from None
+    try:
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            raise ValueError
+        return data.decode("utf-8").rstrip("\r\n")
+    except (UnicodeDecodeError, ValueError):
         raise SettingError(
-            f"{file_var}={path!r} cannot be read: {exc.strerror}",
-            f"mount the secret file, for example {file_var}=/run/secrets/{setting.attr}",
+            f"{file_var}={path!r} does not hold a secret: it is binary or larger than {MAX_SECRET_FILE_BYTES} bytes",
+            f'write the secret alone, as text: printf %s "$SECRET" > {path}',
         ) from None
 
 

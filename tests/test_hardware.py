@@ -205,3 +205,9 @@ def test_detected_gpu_is_resolved_to_its_catalogue_row(cli, fake_gpus, models):
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert (plan["gpu_name"], plan["gpu_catalog_name"]) == ("NVIDIA H100 80GB HBM3", "H100")
+
+
+@pytest.mark.parametrize("text", ["H100:0", "H100:17", "H100:99999999999", "H100:-1", "H100:2.5", ":4"])
+def test_accelerator_counts_are_one_machines(text):
+    with pytest.raises(ValueError):
+        parse_accelerators(text)

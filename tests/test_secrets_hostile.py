@@ -191,3 +191,28 @@ def test_a_missing_draft_is_named_as_spec_draft_model(cli, models):
     )
     assert result.returncode == 30
     assert result.stderr.startswith("error: SPEC_DRAFT_MODEL=/models/no-such-draft is not a folder")
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        (b"\xff\xfe\x00binary", "does not hold a secret: it is binary"),
+        (b"x" * 5000, "larger than 4096 bytes"),
+        (None, "is not a regular file"),  # a folder
+        ("fifo", "is not a regular file"),  # would block the read forever
+    ],
+)
+def test_secret_files_that_are_not_secrets(cli, tmp_path, content, text):
+    import os
+
+    path = tmp_path / "api_key"
+    if content is None:
+        path.mkdir()
+    elif content == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(content)
+    result = cli(["plan"], TARGET_MODEL="m", ACCELERATORS="H100:1", API_KEY_FILE=str(path))
+    assert result.returncode == 10
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: API_KEY_FILE='{path}' ") and text in line

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from ..errors import UnknownAcceleratorError
 from ..units import MIB
 
+# The most GPUs of one machine in SkyPilot's catalog (16: e.g. GCP a2-megagpu-16g); a bound that keeps a typo
+# like H100:99999999999 from planning forever.
+MAX_GPUS_PER_NODE = 16
+
 
 @dataclass(frozen=True)
 class GpuSpec:
@@ -124,7 +128,10 @@ def parse_accelerators(raw: str) -> Accelerators:
         raise ValueError("expected NAME[:COUNT]")
     count = 1
     if count_text:
-        if not count_text.isdigit() or int(count_text) < 1:
-            raise ValueError("the count after ':' must be a whole number of GPUs, at least 1")
+        if not count_text.isdigit() or not 1 <= int(count_text) <= MAX_GPUS_PER_NODE:
+            raise ValueError(
+                f"the count after ':' must be a whole number of GPUs from 1 to {MAX_GPUS_PER_NODE} "
+                "(one machine's; more machines are SKYPILOT_NUM_NODES)"
+            )
         count = int(count_text)
     return Accelerators(spec=lookup(name), count=count)
