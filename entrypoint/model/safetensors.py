@@ -63,6 +63,8 @@ def parse_header(raw: bytes, source: str) -> tuple[dict[str, Tensor], int]:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _corrupt(source, f"its header is not JSON ({exc})") from None
+    except RecursionError:  # nesting no real header has
+        raise _corrupt(source, "its header is nested too deeply to be a safetensors header") from None
     if not isinstance(header, dict):
         raise _corrupt(source, "its header is not a JSON object")
     tensors: dict[str, Tensor] = {}
@@ -74,14 +76,23 @@ def parse_header(raw: bytes, source: str) -> tuple[dict[str, Tensor], int]:
             dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise _corrupt(source, f"tensor {name!r} lacks dtype, shape or data_offsets") from None
-        if dtype not in DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
             raise _corrupt(source, f"tensor {name!r} has unknown dtype {dtype!r}")
-        tensor = Tensor(dtype=dtype, shape=tuple(int(dim) for dim in shape))
+        if not all(_natural(dim) for dim in shape):
+            raise _corrupt(source, f"tensor {name!r} has a shape that is not whole numbers of at least 0: {shape!r}")
+        if not (_natural(start) and _natural(end) and start <= end):
+            raise _corrupt(source, f"tensor {name!r} has data_offsets that are not 0 <= start <= end: {[start, end]}")
+        tensor = Tensor(dtype=dtype, shape=tuple(shape))
         if end - start != tensor.nbytes and dtype not in ("F4", "F6_E2M3", "F6_E3M2"):
             raise _corrupt(source, f"tensor {name!r} spans {end - start} bytes, its shape needs {tensor.nbytes}")
         tensors[name] = tensor
         data_end = max(data_end, end)
     return tensors, data_end
+
+
+def _natural(value: object) -> bool:
+    # bool is an int in Python, and JSON true is no dimension.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def header_length(prefix: bytes, source: str) -> int:

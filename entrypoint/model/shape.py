@@ -57,7 +57,53 @@ class ModelShape:
         return self.layers - self.sliding_layers
 
 
+# Fields that must be at least 1, and those that may be 0 (absent); anything below is a broken config.
+_POSITIVE = ("layers", "hidden_size", "attention_heads", "kv_heads", "head_dim")
+_NON_NEGATIVE = (
+    "vocab_size",
+    "max_position",
+    "experts",
+    "experts_per_token",
+    "shared_experts",
+    "kv_lora_rank",
+    "qk_rope_head_dim",
+    "sliding_window",
+    "sliding_layers",
+    "mtp_layers",
+)
+
+
 def from_config(config: Mapping[str, Any], source: str = "config.json") -> ModelShape:
+    try:
+        shape = _from_config(config, source)
+    except CorruptCheckpointError:
+        raise
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError, IndexError) as exc:
+        # A field of the wrong type (rope_scaling as a string, "eight" heads...): name what could not be read.
+        raise CorruptCheckpointError(
+            f"{source} has a field of the wrong type or value ({type(exc).__name__}: {exc})",
+            "download the model again, or fix config.json to the model's published one",
+        ) from None
+    _check_ranges(shape, source)
+    return shape
+
+
+def _check_ranges(shape: ModelShape, source: str) -> None:
+    for field in _POSITIVE + _NON_NEGATIVE:
+        value = getattr(shape, field)
+        if value < (1 if field in _POSITIVE else 0):
+            raise CorruptCheckpointError(
+                f"{source} gives {field}={value}, which no model has",
+                "download the model again, or fix config.json to the model's published one",
+            )
+    if shape.sliding_layers > shape.layers:
+        raise CorruptCheckpointError(
+            f"{source} marks {shape.sliding_layers} of its {shape.layers} layers as sliding-window layers",
+            "download the model again, or fix layer_types in config.json",
+        )
+
+
+def _from_config(config: Mapping[str, Any], source: str) -> ModelShape:
     text = _text_config(config)
     try:
         heads = int(text["num_attention_heads"])

@@ -75,17 +75,21 @@ def _from_folder(folder: str, name: str, location: str, variable: str) -> ModelI
 
 
 def _read_config(path: str, name: str, variable: str = "TARGET_MODEL") -> Mapping[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except FileNotFoundError:
+    if not os.path.exists(path):  # also a dangling link (a snapshot mounted without its blobs)
         raise ModelNotFoundError(
             f"{name} has no config.json",
             f"point {variable} at a Hugging Face model folder (config.json + *.safetensors)",
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        )
+    if not os.path.isfile(path):  # a folder, or a FIFO that would block the read
+        raise CorruptCheckpointError(f"{name}: config.json is not a regular file", "download the model again")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except OSError as exc:
+        raise CorruptCheckpointError(f"{name}: config.json cannot be read ({exc.strerror})", "check the file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptCheckpointError(
-            f"{name}: config.json is not valid JSON ({exc})", "download the model again"
+            f"{name}: config.json is not valid JSON ({type(exc).__name__})", "download the model again"
         ) from None
     if not isinstance(config, dict):
         raise CorruptCheckpointError(f"{name}: config.json is not a JSON object", "download the model again")
@@ -98,6 +102,14 @@ def _local_shards(folder: str, name: str) -> list[str]:
         # The index decides which files the engine loads (Mistral repos also
         # ship a consolidated.safetensors that must not be counted twice).
         names = sorted(set(_read_index(index_path, name).values()))
+        if not names:
+            raise CorruptCheckpointError(f"{name}: {INDEX_FILE} lists no tensors", "download the model again")
+        outside = [shard for shard in names if os.path.isabs(shard) or os.pardir in shard.split("/") or "\\" in shard]
+        if outside:
+            raise CorruptCheckpointError(
+                f"{name}: {INDEX_FILE} points outside the model folder ({outside[0]!r})",
+                "use the index the repo ships; shard names are plain file names",
+            )
         files = [os.path.join(folder, shard) for shard in names]
         missing = [shard for shard, path in zip(names, files, strict=True) if not os.path.exists(path)]
         if missing:
@@ -107,6 +119,12 @@ def _local_shards(folder: str, name: str) -> list[str]:
             )
         return files
     files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
+    dangling = [path for path in files if not os.path.isfile(path)]
+    if dangling:  # e.g. a snapshots/ folder mounted without the blobs/ its links point into
+        raise CorruptCheckpointError(
+            f"{name}: {os.path.basename(dangling[0])} is not a readable file (a link to nothing?)",
+            "mount the whole Hugging Face cache (hub/models--*/ with blobs/), not only snapshots/",
+        )
     if not files:
         _raise_no_safetensors(
             name,
@@ -144,6 +162,10 @@ def _raise_no_safetensors(name: str, others: list[str]) -> None:
 def read_local_header(path: str) -> dict[str, Tensor]:
     """Read one local file's header (its first bytes only), checking it against the file size."""
     source = os.path.basename(path)
+    if not os.path.isfile(path):  # a folder, a FIFO, a link to nothing
+        raise CorruptCheckpointError(
+            f"safetensors file {source} is not a regular file", "download the model again, or check the mount"
+        )
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         length = header_length(handle.read(8), source)

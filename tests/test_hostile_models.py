@@ -1,0 +1,165 @@
+"""Model folders as they arrive broken or hostile: every one ends as a documented exit code and one line that
+names the file, never a traceback, a hang, or a plan of nonsense (an 8B model planned as 0 GiB)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from entrypoint import cli
+
+BASE = "Qwen2.5-7B-Instruct"  # one header-only shard per file, 4 shards
+
+
+def raw_header(path: Path, header: object) -> None:
+    """A safetensors file with exactly this header and no data."""
+    raw = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+
+
+def config_edit(**changes: object):
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if value is _DELETE:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return edit
+
+
+_DELETE = object()
+
+
+def only_shard(header: object):
+    def edit(folder: Path) -> None:
+        for path in folder.glob("*.safetensors*"):
+            path.unlink()
+        raw_header(folder / "model.safetensors", header)
+
+    return edit
+
+
+def index_edit(weight_map: object, raw: bytes | None = None):
+    def edit(folder: Path) -> None:
+        index = folder / "model.safetensors.index.json"
+        index.write_bytes(raw if raw is not None else json.dumps({"weight_map": weight_map}).encode())
+
+    return edit
+
+
+def replace_with(name: str, kind: str):
+    def edit(folder: Path) -> None:
+        path = folder / name
+        path.unlink()
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to(folder / "blobs" / "missing")
+
+    return edit
+
+
+def first_shard(folder: Path) -> str:
+    return sorted(p.name for p in folder.glob("model-*.safetensors"))[0]
+
+
+def shard_replaced(kind: str):
+    return lambda folder: replace_with(first_shard(folder), kind)(folder)
+
+
+def no_index_dangling_link(folder: Path) -> None:
+    (folder / "model.safetensors.index.json").unlink()
+    shard_replaced("link")(folder)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+CASES = {
+    # config.json
+    "config is a folder": (replace_with("config.json", "folder"), 33, "config.json is not a regular file"),
+    "config is a fifo": (replace_with("config.json", "fifo"), 33, "config.json is not a regular file"),
+    "config is a dangling link": (replace_with("config.json", "link"), 30, "has no config.json"),
+    "config not utf-8": (lambda f: (f / "config.json").write_bytes(b"\xff\xfe{}"), 33, "not valid JSON"),
+    "config nested too deeply": (lambda f: (f / "config.json").write_bytes(DEEP), 33, "not valid JSON"),
+    "rope_scaling a string": (config_edit(rope_scaling="yarn"), 33, "wrong type"),
+    "quantization_config a string": (config_edit(quantization_config="awq"), 33, "wrong type"),
+    "heads not a number": (config_edit(num_attention_heads="many"), 33, "num_attention_heads"),
+    "kv heads not a number": (config_edit(num_key_value_heads="four"), 33, "wrong type"),
+    "sliding_window not a number": (config_edit(sliding_window="wide", use_sliding_window=True), 33, "wrong type"),
+    "experts not a number": (config_edit(num_experts="lots"), 33, "wrong type"),
+    "zero layers": (config_edit(num_hidden_layers=0), 33, "layers=0"),
+    "negative layers": (config_edit(num_hidden_layers=-4), 33, "layers=-4"),
+    "zero heads": (config_edit(num_attention_heads=0), 33, "wrong type or value"),
+    "negative kv heads": (config_edit(num_key_value_heads=-1), 33, "kv_heads=-1"),
+    "negative context": (config_edit(max_position_embeddings=-5), 33, "max_position=-5"),
+    "more sliding layers than layers": (
+        config_edit(sliding_window=4096, use_sliding_window=True, layer_types=["sliding_attention"] * 99),
+        33,
+        "sliding-window layers",
+    ),
+    # the index
+    "weight_map a list": (index_edit(["model-00001-of-00004.safetensors"]), 33, "is not a safetensors index"),
+    "weight_map values not strings": (index_edit({"a.weight": 1}), 33, "missing file"),
+    "index not utf-8": (index_edit(None, raw=b"\xff\xfe"), 33, "is not a safetensors index"),
+    "empty weight_map": (index_edit({}), 33, "lists no tensors"),
+    "index points outside": (index_edit({"a.weight": "../../etc/passwd"}), 33, "points outside the model folder"),
+    "index absolute path": (index_edit({"a.weight": "/etc/passwd"}), 33, "points outside the model folder"),
+    "indexed shard is a folder": (shard_replaced("folder"), 33, "is not a regular file"),
+    "indexed shard is a dangling link": (shard_replaced("link"), 33, "missing file"),
+    "shard without index is a dangling link": (no_index_dangling_link, 33, "not a readable file"),
+    # hostile headers
+    "offsets as strings": (
+        only_shard({"w": {"dtype": "F16", "shape": [2], "data_offsets": ["0", "4"]}}),
+        33,
+        "data_offsets",
+    ),
+    "null dimension": (only_shard({"w": {"dtype": "F16", "shape": [None], "data_offsets": [0, 2]}}), 33, "shape"),
+    "string dimension": (only_shard({"w": {"dtype": "F16", "shape": ["2"], "data_offsets": [0, 4]}}), 33, "shape"),
+    "negative dimension": (
+        only_shard({"w": {"dtype": "F16", "shape": [-4096, 4096], "data_offsets": [0, 0]}}),
+        33,
+        "shape",
+    ),
+    "dtype a list": (only_shard({"w": {"dtype": ["F16"], "shape": [2], "data_offsets": [0, 4]}}), 33, "dtype"),
+    "offsets reversed": (only_shard({"w": {"dtype": "F16", "shape": [2], "data_offsets": [4, 0]}}), 33, "data_offsets"),
+    "header nested too deeply": (only_shard(DEEP), 33, "nested too deeply"),
+    "overflowing shape": (
+        only_shard({"w": {"dtype": "F16", "shape": [2**62, 2**62], "data_offsets": [0, 2**125]}}),
+        33,
+        "bytes",
+    ),
+    "header is a list": (only_shard([1, 2]), 33, "not a JSON object"),
+}
+
+
+def _link_shards(source: str, target: str) -> None:
+    if source.endswith(".safetensors"):
+        os.link(source, target)
+    else:
+        shutil.copy2(source, target)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_broken_model_folder_is_one_line_and_a_documented_code(case, models, tmp_path):
+    edit, code, text = CASES[case]
+    folder = tmp_path / BASE
+    # Shards are hard links: a copy would write their sparse holes out in full (15 GB a case). No edit writes
+    # into a shard; the ones that change a shard unlink it first.
+    shutil.copytree(models(BASE), folder, copy_function=_link_shards)
+    edit(folder)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    env = {"TARGET_MODEL": str(folder), "ACCELERATORS": "H100:1", "PATH": "/usr/bin:/bin"}
+    assert cli.main(["plan", "--json"], env, stdout, stderr) == code, stderr.getvalue()
+    (line,) = stderr.getvalue().splitlines()
+    assert line.startswith("error: ") and text in line, line
+    assert stdout.getvalue() == ""
