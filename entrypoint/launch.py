@@ -263,7 +263,8 @@ def prepare(
 
 def _key_flag_on(argv: Sequence[str], engine: Engine) -> bool:
     """A key given to the engine in EXTRA_ARGS or the container arguments: the engine enforces it."""
-    key_flags = frozenset(flag for flag in engine.secret_flags if flag.endswith("api-key"))
+    # Only the key that guards /v1: sglang's --admin-api-key alone leaves /v1 open.
+    key_flags = frozenset({"--api-key"}) & engine.secret_flags
     return any(redact.secret_flag(arg, key_flags, engine.not_abbreviations) for arg in argv)
 
 

@@ -216,3 +216,11 @@ def test_secret_files_that_are_not_secrets(cli, tmp_path, content, text):
     assert result.returncode == 10
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: API_KEY_FILE='{path}' ") and text in line
+
+
+def test_an_admin_key_alone_is_hidden_but_leaves_v1_open(serve_env):
+    """sglang's --admin-api-key guards admin endpoints only: hidden like any secret, and auth stays off."""
+    served = run_cli([], serve_env("sglang", EXTRA_ARGS=f"--admin-api-key {KEY}"))
+    assert served.returncode == 0, served.stderr
+    assert KEY not in served.stdout + served.stderr
+    assert "auth: off" in served.stderr
