@@ -46,4 +46,5 @@ def test_sglang_start_up_log_and_launch_command_hold_no_key(engine_envs, models)
     assert not found["recorded_command_has_the_key"]
     assert found["serves_with_the_key"]
     assert found["logged_fields"] > 100  # the whole record is still logged, not an empty dict
+    assert found["launch_server_has"] == ["kill_process_tree", "load_plugins", "prepare_server_args", "run_server"]
     assert KEY not in result.stderr

@@ -13,6 +13,7 @@ import sys
 import sglang_standins  # noqa: F401  (first: an empty torchvision)
 
 # isort: split
+from sglang import launch_server
 from sglang.srt.entrypoints import engine
 
 from entrypoint.engines import sglang_server
@@ -38,6 +39,12 @@ print(
             "recorded_command_has_the_key": key in str(ours.launch_command),
             "serves_with_the_key": ours.api_key == key,
             "logged_fields": len(logged),
+            # What the launcher's main() calls of sglang.launch_server, as its own __main__ block does.
+            "launch_server_has": sorted(
+                name
+                for name in ("load_plugins", "prepare_server_args", "run_server", "kill_process_tree")
+                if callable(getattr(launch_server, name, None))
+            ),
         }
     )
 )
