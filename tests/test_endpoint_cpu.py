@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.cli import free_port, run_cli
 from tests.support.fakehub import FakeHub
 from tests.support.paths import BASE_PATH, ROOT, TESTS
+from tests.support.tls import self_signed
 
 # A real server per module fixture or test: minutes on two cores. MAX_RUN_HOURS and the engine dying after it
 # served are proven against the stand-in engine (test_supervisor.py); the idle stop below is the real one.
@@ -54,31 +55,7 @@ def tiny_model(engine_envs, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost (made with the openssl command)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "tls.crt", folder / "tls.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"), "tls", "-nodes")
 
 
 def endpoint_env(home: Path, model: Path, port: int, **extra: str) -> dict[str, str]:

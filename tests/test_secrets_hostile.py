@@ -134,30 +134,10 @@ def test_a_password_in_hf_endpoint_is_never_printed(tmp_path, monkeypatch, capfd
 @pytest.mark.parametrize("case", ["not-pem", "key-of-another-cert", "encrypted-key"])
 def test_tls_files_are_loaded_before_anything_else(cli, models, tmp_path, case):
     """A file that is no certificate fails in one line before any download, not minutes later in the engine."""
-    import subprocess
+    from tests.support.tls import self_signed
 
-    def make(name: str, *extra: str) -> tuple[str, str]:
-        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                *extra,
-            ],
-            check=True,
-            capture_output=True,
-        )
+    def make(name: str, *options: str) -> tuple[str, str]:
+        cert, key = self_signed(tmp_path, name, *options)
         return str(cert), str(key)
 
     cert, key = make("one", "-nodes")
