@@ -35,7 +35,10 @@ PROMPTS = [
 @dataclass
 class RequestTiming:
     start: float
+    # When each streamed chunk arrived. A byte-level detokenizer may hold back a token that ends inside a
+    # multi-byte character, so chunks can be fewer than tokens: the count comes from the server's usage.
     token_times: list[float] = field(default_factory=list)
+    tokens: int = 0  # usage.completion_tokens, as the server counted them
 
     @property
     def ttft(self) -> float:
@@ -59,7 +62,7 @@ class BenchResult:
 
     @property
     def output_tokens(self) -> int:
-        return sum(len(timing.token_times) for timing in self.timings)
+        return sum(timing.tokens or len(timing.token_times) for timing in self.timings)
 
     @property
     def tokens_per_second(self) -> float:
@@ -89,11 +92,14 @@ def run_bench(client: openai.OpenAI, model: str, concurrency: int, requests: int
                 max_tokens=max_tokens,
                 temperature=0,
                 stream=True,
+                stream_options={"include_usage": True},
                 extra_body={"ignore_eos": True},
             )
             for chunk in stream:
-                if chunk.choices and chunk.choices[0].text:
+                if chunk.choices:
                     timing.token_times.append(time.perf_counter())
+                if chunk.usage:
+                    timing.tokens = chunk.usage.completion_tokens
         except openai.OpenAIError:
             with lock:
                 failures += 1
