@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from . import redact
-from .engines.base import Command, Engine, ServeRequest
+from .engines.base import Command, Engine, ServeRequest, flag_name
 from .errors import EngineMissingError, MissingSettingError, NoSafetensorsError, RemovedFlagError, SettingError
 from .hardware import cluster
 from .hardware.resolve import resolve as resolve_hardware
@@ -115,9 +115,7 @@ def extra_args(settings: Settings) -> list[str]:
 def check_removed_flags(engine: Engine, args: Sequence[str], source: str) -> None:
     """Refuse flags the pinned engine no longer has, naming what replaced them."""
     for arg in args:
-        if not arg.startswith("--"):
-            continue
-        flag = arg.split("=", 1)[0].replace("_", "-")  # vLLM accepts both spellings
+        flag = flag_name(arg)
         if flag in engine.removed_flags:
             raise RemovedFlagError(
                 f"{source} has {flag}, which {engine.name} no longer accepts", f"instead: {engine.removed_flags[flag]}"
@@ -140,13 +138,9 @@ def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[s
 LISTEN_FLAGS = {"--port": "PORT=9000", "--host": "nothing: the server listens on every interface (0.0.0.0)"}
 
 
-def _flag_name(arg: str) -> str:
-    return arg.split("=", 1)[0].replace("_", "-") if arg.startswith("--") else ""
-
-
 def check_listen_flags(args: Sequence[str], source: str) -> None:
     for arg in args:
-        flag = _flag_name(arg)
+        flag = flag_name(arg)
         if flag in LISTEN_FLAGS:
             raise SettingError(
                 f"{source} has {flag}, but where the server listens is a setting: the health check, compose, "
@@ -157,8 +151,8 @@ def check_listen_flags(args: Sequence[str], source: str) -> None:
 
 def repeated_flags(planned: Sequence[str], added: Sequence[str]) -> list[str]:
     """Flags of EXTRA_ARGS or the container arguments that the plan already sets (the engine takes the last)."""
-    ours = {_flag_name(arg) for arg in planned} - {""}
-    return sorted({_flag_name(arg) for arg in added} & ours)
+    ours = {flag_name(arg) for arg in planned} - {""}
+    return sorted({flag_name(arg) for arg in added} & ours)
 
 
 # ---------------------------------------------------------------- planning

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .engines.base import flag_name
+
 MASK = "***"
 
 
@@ -31,10 +33,8 @@ def secret_flag(arg: str, secret_flags: frozenset[str], other_flags: frozenset[s
     secret flag counts as that flag unless it is a flag of its own (`other_flags`: `--ssl-keyfile` is one,
     not an abbreviation of `--ssl-keyfile-password`). Hiding too much is harmless; too little is not.
     """
-    if not arg.startswith("--") or len(arg) < 4:
-        return None
-    name = "--" + arg[2:].split("=", 1)[0].replace("_", "-")
-    if name in other_flags:
+    name = flag_name(arg)
+    if not name or len(arg) < 4 or name in other_flags:
         return None
     return next((flag for flag in sorted(secret_flags) if flag.startswith(name)), None)
 

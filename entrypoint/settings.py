@@ -27,6 +27,7 @@ from typing import Any, Literal
 from .engines import ENGINES
 from .errors import MissingSettingError, SettingError
 from .hardware.catalog import Accelerators, parse_accelerators
+from .redact import MASK
 
 Parser = Callable[[str], Any]
 
@@ -433,10 +434,10 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """Values safe to print, by variable name: secrets appear as *** when set."""
-        return {s.name: ("***" if s.secret and self.value(s) else self.value(s)) for s in SETTINGS}
+        return {s.name: (MASK if s.secret and self.value(s) else self.value(s)) for s in SETTINGS}
 
     def secret_values(self) -> tuple[str, ...]:
-        """Every secret that is set, to hide wherever anything is printed (the table says which are secret)."""
+        """Every secret setting that is set, to hide in the launch's printed argv and environment."""
         return tuple(str(self.value(s)) for s in SETTINGS if s.secret and self.value(s))
 
 
@@ -498,7 +499,7 @@ def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
     try:
         return setting.parse(raw)
     except ValueError as exc:
-        shown = "***" if setting.secret else raw
+        shown = MASK if setting.secret else raw
         raise SettingError(
             f"{setting.name}={shown!r} is not valid: {exc}",
             f"for example {setting.name}={setting.example}",
@@ -540,7 +541,9 @@ def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
 def secret_values(environ: Mapping[str, str]) -> list[str]:
     """Every secret value set, however it was given, so that no output can contain one.
 
-    For errors, which may come before (or from) `load`; once loaded, `Settings.secret_values` says the same.
+    From the environment rather than `Settings`, so that errors raised before (or by) `load` are covered too.
+    It adds a password in HF_ENDPOINT, which only huggingface_hub's errors can carry; the launch's argv and
+    environment hold none, so `Settings.secret_values` needs no such line.
     """
     values = []
     for setting in SETTINGS:

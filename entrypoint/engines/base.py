@@ -48,6 +48,13 @@ class Command:
     planned: int | None = None  # how many argv tokens the builder wrote (the rest are the user's); None: all
 
 
+def flag_name(arg: str) -> str:
+    """The long flag `arg` sets, as both engines read it (`--api_key=K` is `--api-key`); "" for anything else."""
+    if not arg.startswith("--"):
+        return ""
+    return "--" + arg[2:].split("=", 1)[0].replace("_", "-")
+
+
 def listen_flags(request: ServeRequest) -> list[str]:
     """The name clients use and where the server listens: both engines spell these the same way.
 

@@ -22,9 +22,8 @@ import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from ..redact import MASK
 from .sglang import API_KEY_VARIABLE, SECRET_SERVER_ARGS
-
-MASK = "***"
 
 
 def redacted(server_args: Mapping[str, Any]) -> dict[str, Any]:
