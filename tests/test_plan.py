@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from entrypoint.errors import DoesNotFitError, SettingError, UnsupportedByEngineError
-from entrypoint.hardware.catalog import Accelerators
+from entrypoint.hardware.catalog import Accelerators, lookup
 from entrypoint.hardware.types import Hardware, from_accelerators
 from entrypoint.plan import valid_tensor_parallel_sizes
 from tests.support.planning import plan_env
@@ -44,6 +44,10 @@ REFERENCE = [
     ("Mistral-7B-v0.1", "L4:1", {}, (1, 1, 1, 1, 32768)),
     # AWQ 4-bit on a 16 GB T4.
     ("Qwen2.5-7B-Instruct-AWQ", "T4:1", {}, (1, 1, 1, 1, 32768)),
+    # Counts that are no power of two: TP=2 cannot hold 70B (70 GB a GPU), three pipeline stages hold it with
+    # its full context; six GPUs are TP=2 x PP=3 rather than TP=4 with two idle and a shorter context.
+    ("Llama-3.1-70B-Instruct", "H100:3", {}, (1, 3, 1, 1, 131072)),
+    ("Llama-3.1-70B-Instruct", "A100:6", {}, (2, 3, 1, 1, 131072)),
 ]
 
 
@@ -185,7 +189,41 @@ def test_mig_instances_never_get_tensor_parallel(models):
         name="A100 MIG 3g.40gb", memory_bytes=40000 * 2**20, capability="8.0", count=2, source="nvidia-smi", mig=True
     )
     _, plan = plan_env({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "MAX_MODEL_LEN": "4096"}, hardware=mig)
-    assert (plan.tp, plan.dp) == (1, 2)
+    assert (plan.tp, plan.pp, plan.dp) == (1, 1, 2)
+
+
+def test_mig_instances_never_get_pipeline_stages(models):
+    """Three 1g.10gb slices would hold an 8B model only as PP=3, which NCCL cannot run across MIG instances:
+    one slice with a shorter context, or a refusal, but never PP."""
+    mig = Hardware(
+        name="A100 MIG 1g.10gb", memory_bytes=10000 * 2**20, capability="8.0", count=3, source="nvidia-smi", mig=True
+    )
+    with pytest.raises(DoesNotFitError) as caught:
+        plan_env({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct"))}, hardware=mig)
+    assert "A100 MIG 1g.10gb" in caught.value.message
+    _, plan = plan_env({"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct-AWQ"))}, hardware=mig)
+    assert (plan.tp, plan.pp, plan.dp) == (1, 1, 3)
+
+
+def test_a_small_model_on_two_nodes_is_planned_with_a_warning_to_use_replicas(models):
+    from dataclasses import replace
+
+    two_nodes = replace(from_accelerators(Accelerators(lookup("H100"), 8)), nodes=2)
+    _, plan = plan_env({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct"))}, hardware=two_nodes)
+    assert (plan.tp, plan.pp, plan.nodes) == (8, 2, 2)
+    assert not any("no tensor-parallel size within one node holds" in reason for reason in plan.reasons)
+    assert any("one node would hold the model" in reason for reason in plan.reasons)
+    (warning,) = [w for w in plan.warnings if "one node holds this model" in w]
+    assert "skypilot/serve.yaml" in warning
+
+
+def test_layers_bound_the_pipeline_stages(models):
+    from entrypoint.model.shape import ModelShape
+    from entrypoint.plan import candidate_layouts
+
+    shape = ModelShape("x", 2, 1, 3, 1, 1, 1, 1, "bfloat16")  # 2 layers, 3 heads: TP=1 only
+    assert candidate_layouts(shape, from_accelerators(Accelerators(None, 1))) == [(1, 1)]
+    assert candidate_layouts(shape, from_accelerators(Accelerators(lookup("H100"), 6))) == [(1, 1), (1, 2)]
 
 
 def test_dense_model_never_gets_expert_parallel(models):

@@ -129,3 +129,6 @@ class Engine:
     checkpoint_quantization: frozenset[str] = frozenset()
     # Checkpoint quant methods mapped to the --quantization values that can load them.
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds
+    # (Dockerfile.sglang, Dockerfile.vllm); AMD GPUs need the engines' own ROCm images.
+    gpu_vendors: frozenset[str] = frozenset({"nvidia"})

@@ -1,7 +1,7 @@
 """Which devices this engine plans for: ACCELERATORS, nvidia-smi, the CPU path and the nodes SkyPilot started.
 
-The edge that fills `Hardware`: it may run nvidia-smi (`nvidia_smi.detect`) and read /proc/meminfo. The
-catalogue row (`Hardware.spec`) is resolved here, once, so that the planner's hints name GPUs the way
+The edge that fills `Hardware`: it may run nvidia-smi (`nvidia_smi.detect`) and read the CPU path's memory
+(`host.read`). The catalogue row (`Hardware.spec`) is resolved here, once, so that the planner's hints name GPUs the way
 ACCELERATORS spells them whatever nvidia-smi printed.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import EntrypointError, NvidiaSmiMissingError, UnsupportedByEngineError
 from ..units import MIB
-from . import cluster, nvidia_smi
+from . import cluster, host, nvidia_smi
 from .types import Hardware, from_accelerators
 
 if TYPE_CHECKING:
@@ -53,7 +53,12 @@ def _node_hardware(settings: Settings, engine: Engine, environ: Mapping[str, str
                 f"ACCELERATORS=cpu is not supported with ENGINE={engine.name}",
                 "use ENGINE=vllm for the CPU path, or run on GPUs",
             )
-        return from_accelerators(accelerators, host_memory_bytes())
+        memory = host.read()
+        return replace(
+            from_accelerators(accelerators, memory.total_bytes),
+            available_bytes=memory.available_bytes,
+            source=f"cpu: {memory.describe()}",
+        )
     planned = from_accelerators(accelerators)
     try:
         detected = nvidia_smi.detect(environ)
@@ -81,12 +86,3 @@ def compare(planned: Hardware, detected: Hardware) -> list[str]:
 
 def _with_notes(hardware: Hardware, notes: list[str]) -> Hardware:
     return replace(hardware, notes=hardware.notes + tuple(notes))
-
-
-def host_memory_bytes(meminfo_path: str = "/proc/meminfo") -> int:
-    """Total RAM, the CPU path's 'GPU memory'."""
-    with open(meminfo_path, encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    raise OSError(f"no MemTotal in {meminfo_path}")

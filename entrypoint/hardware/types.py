@@ -35,6 +35,9 @@ class Hardware:
     # The catalogue row these devices are, resolved once at the edge; every ACCELERATORS=... hint and every
     # price is written from it, never from `name`. None for the CPU, MIG slices and GPUs the catalogue lacks.
     spec: GpuSpec | None = None
+    # The CPU path only: what the engine may still allocate now (the NUMA node's available memory within the
+    # cgroup limit; hardware.host), which bounds the KV cache beside MEM_FRACTION x memory_bytes.
+    available_bytes: int | None = None
 
     @property
     def total_count(self) -> int:
