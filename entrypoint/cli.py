@@ -15,11 +15,19 @@ import sys
 import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from . import __version__, launch, loopback, redact, render
 from .engines import ENGINES
-from .errors import READER_GONE, CommandNotFoundError, EntrypointError, SettingError, UnexpectedError, UsageError
+from .errors import (
+    READER_GONE,
+    UNHEALTHY,
+    CommandNotFoundError,
+    EntrypointError,
+    SettingError,
+    UnexpectedError,
+    UsageError,
+)
 from .settings import SETTINGS, load, load_value, secret_values
 from .supervise import supervisor
 
@@ -46,6 +54,9 @@ def main(
 ) -> int:
     environ = os.environ if environ is None else environ
     args = sys.argv[1:] if argv is None else list(argv)
+    # Whatever we print passes through printable(): a terminal escape in config.json or a header never
+    # reaches a terminal or a log raw.
+    stdout, stderr = _Printable.wrap(stdout), _Printable.wrap(stderr)
     try:
         return _dispatch(args, environ, stdout, stderr)
     except EntrypointError as exc:
@@ -62,6 +73,23 @@ def main(
             environ,
             stderr,
         )
+
+
+class _Printable:
+    """A text stream that writes control characters as escapes (redact.printable); the rest is the stream's."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    @classmethod
+    def wrap(cls, stream: TextIO) -> TextIO:
+        return stream if isinstance(stream, cls) else cast(TextIO, cls(stream))
+
+    def write(self, text: str) -> int:
+        return self._inner.write(redact.printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def _report(exc: EntrypointError, environ: Mapping[str, str], stderr: TextIO) -> int:
@@ -143,15 +171,16 @@ def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO
     return 0
 
 
-def health(_argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
-    """The image's HEALTHCHECK: /health needs no API key on either engine."""
+def health(argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
+    """The image's HEALTHCHECK: /health needs no API key on either engine; 0 healthy, 1 not (Docker's codes)."""
+    _Parser(prog="python -m entrypoint health", description="exit 0 when /health answers 200").parse_args(argv)
     try:
         port, tls = load_value("PORT", environ), bool(load_value("TLS_CERT_FILE", environ))
         status, _ = loopback.get(port, "/health", tls)
     except OSError as exc:
         print(f"unhealthy: {exc}", file=log)
-        return 1
-    return 0 if status == 200 else 1
+        return UNHEALTHY
+    return 0 if status == 200 else UNHEALTHY
 
 
 class _Parser(argparse.ArgumentParser):

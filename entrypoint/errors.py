@@ -139,6 +139,7 @@ def all_error_classes() -> list[type[EntrypointError]]:
 
 # Supervised mode (docs/adr/0011) passes the engine's own status on (128+N when signal N killed it), except:
 ENGINE_EXITED_UNASKED = 51
+UNHEALTHY = 1  # the health command's "not healthy", as Docker's HEALTHCHECK reads it
 READER_GONE = 141  # 128 + SIGPIPE, as a shell reports it: `plan | head -1` closed the pipe early
 OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (
@@ -146,6 +147,7 @@ OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
         "(broken pipe)",
         "whatever read our output closed it early (`plan` piped into `head -1`): nothing more is printed",
     ),
+    (UNHEALTHY, "(health) unhealthy", "`python -m entrypoint health`: /health did not answer 200 (Docker's code)"),
     (0, "(supervised) stopped", "IDLE_TIMEOUT_MIN or MAX_RUN_HOURS stopped the engine, or SIGTERM did: a clean stop"),
     (
         ENGINE_EXITED_UNASKED,

@@ -497,6 +497,8 @@ def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
         if raw is None:
             return None
     try:
+        if not setting.secret:  # a secret's own parser refuses these, without showing them
+            _check_characters(raw)
         return setting.parse(raw)
     except ValueError as exc:
         shown = MASK if setting.secret else raw
@@ -504,6 +506,12 @@ def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
             f"{setting.name}={shown!r} is not valid: {exc}",
             f"for example {setting.name}={setting.example}",
         ) from None
+
+
+def _check_characters(raw: str) -> None:
+    """No value needs a control character, and one would reach the log (a terminal escape in a model name)."""
+    if any(not char.isprintable() and char not in "\t\n\r" for char in raw):
+        raise ValueError("it contains a control character (a terminal escape or a stray byte?)")
 
 
 def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:

@@ -3,7 +3,6 @@ names the file, never a traceback, a hang, or a plan of nonsense (an 8B model pl
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoint import cli
+from tests.support.hostile import refused
 
 BASE = "Qwen2.5-7B-Instruct"  # one header-only shard per file, 4 shards
 
@@ -157,9 +156,17 @@ def test_a_broken_model_folder_is_one_line_and_a_documented_code(case, models, t
     # into a shard; the ones that change a shard unlink it first.
     shutil.copytree(models(BASE), folder, copy_function=_link_shards)
     edit(folder)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    env = {"TARGET_MODEL": str(folder), "ACCELERATORS": "H100:1", "PATH": "/usr/bin:/bin"}
-    assert cli.main(["plan", "--json"], env, stdout, stderr) == code, stderr.getvalue()
-    (line,) = stderr.getvalue().splitlines()
-    assert line.startswith("error: ") and text in line, line
-    assert stdout.getvalue() == ""
+    refused({"TARGET_MODEL": str(folder), "ACCELERATORS": "H100:1"}, code, str(folder), text=text)
+
+
+@pytest.mark.parametrize("args", [["plan"], ["plan", "--json"]])
+def test_a_terminal_escape_in_config_json_is_printed_escaped(models, tmp_path, args):
+    from tests.support.hostile import run
+
+    folder = tmp_path / BASE
+    shutil.copytree(models(BASE), folder, copy_function=_link_shards)
+    config_edit(architectures=["Qwen2\x1b[2J\x07ForCausalLM"], model_type="qwen2\x1b]0;owned\x07")(folder)
+    code, out, err = run(args, {"TARGET_MODEL": str(folder), "ACCELERATORS": "H100:1", "PATH": "/usr/bin:/bin"})
+    assert code == 0, err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "Qwen2" in out

@@ -126,6 +126,8 @@ def parse_accelerators(raw: str) -> Accelerators:
     name, _, count_text = text.partition(":")
     if not name:
         raise ValueError("expected NAME[:COUNT]")
+    if name.lower() == "cpu":
+        raise ValueError("the CPU path is one machine and takes no count: use ACCELERATORS=cpu")
     count = 1
     if count_text:
         if not count_text.isdigit() or not 1 <= int(count_text) <= MAX_GPUS_PER_NODE:

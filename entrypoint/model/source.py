@@ -43,6 +43,15 @@ def read_model(
     variable: str = "TARGET_MODEL",
 ) -> ModelInfo:
     """Read config.json and safetensors headers of a folder or Hub repo; errors name `variable`."""
+    try:
+        return _read_model(target, revision, token, offline, variable)
+    except CorruptCheckpointError as exc:
+        # Every broken file is named with the setting that led to it: TARGET_MODEL or SPEC_DRAFT_MODEL.
+        message = exc.message.removeprefix(f"{target}: ")
+        raise CorruptCheckpointError(f"{variable}={target}: {message}", exc.hint) from None
+
+
+def _read_model(target: str, revision: str | None, token: str | None, offline: bool, variable: str) -> ModelInfo:
     if os.path.isdir(target):
         return _from_folder(target, target, "local folder", variable)
     if target.startswith(("/", "./", "../", "~")):

@@ -1,0 +1,182 @@
+"""Every setting given values people and attackers give: each is refused with a documented code and one line
+that names the variable, never a traceback, a secret or a raw control character (tests/support/hostile.py).
+
+The table has a row for every setting of `entrypoint.settings.SETTINGS` (a test keeps it so), so a new
+setting cannot arrive without its hostile values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from entrypoint.settings import SETTINGS
+from tests.support.hostile import refused, run_process
+
+ESC = "\x1b[2J"
+TWO_NODES = {"SKYPILOT_NUM_NODES": "2", "SKYPILOT_NODE_IPS": "10.0.0.1\n10.0.0.2"}
+
+# setting -> [(value, other settings, exit code, text the line must hold)]
+BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
+    "TARGET_MODEL": [
+        (" ", {}, 11, "is not set"),
+        ("/models/no-such-folder", {}, 30, "is not a folder"),
+        ("not a repo id!", {}, 30, "neither a folder nor a Hub repo id"),
+        (f"/models/{ESC}", {}, 10, "control character"),
+    ],
+    "ACCELERATORS": [
+        ("H100:0", {}, 10, "from 1 to 16"),
+        ("H100:17", {}, 10, "from 1 to 16"),
+        ("H100:99999999999", {}, 10, "from 1 to 16"),
+        ("H100:-1", {}, 10, "whole number"),
+        ("H100:1.5", {}, 10, "whole number"),
+        ("H100:four", {}, 10, "whole number"),
+        (":4", {}, 10, "NAME[:COUNT]"),
+        ("cpu:64", {}, 10, "takes no count"),
+        ("H100:4:2", {}, 10, "whole number"),
+        ("TPU-v5:8", {}, 12, "unknown GPU"),
+        ("MI300X:8", {}, 13, "AMD GPU"),
+        ("cpu", {"ENGINE": "sglang"}, 13, "not supported with ENGINE=sglang"),
+        (f"H100{ESC}", {}, 10, "control character"),
+    ],
+    "ENGINE": [
+        ("tgi", {}, 10, "one of"),
+        ("vllm2", {}, 10, "one of"),
+        ("sglang;rm -rf /", {}, 10, "one of"),
+        (ESC, {}, 10, "control character"),
+    ],
+    "SERVED_MODEL_NAME": [(f"tiny{ESC}", {}, 10, "control character"), ("a\x07b", {}, 10, "control character")],
+    "PORT": [
+        ("0", {}, 10, "between 1 and 65535"),
+        ("65536", {}, 10, "between 1 and 65535"),
+        ("-1", {}, 10, "between 1 and 65535"),
+        ("80.5", {}, 10, "plain integer"),
+        ("8O00", {}, 10, "plain integer"),
+        ("1e3", {}, 10, "plain integer"),
+        ("9" * 30, {}, 10, "between 1 and 65535"),
+        ("8000", {"METRICS_PORT": "8000"}, 10, "same port as PORT"),
+    ],
+    "MAX_MODEL_LEN": [
+        ("0", {}, 10, "between"),
+        ("-5", {}, 10, "between"),
+        ("32k", {}, 10, "plain integer"),
+        ("10000000", {}, 10, "longer than the model's maximum"),
+    ],
+    "DTYPE": [
+        ("int8", {}, 10, "one of"),
+        ("bf17", {}, 10, "one of"),
+        ("bfloat16", {"ACCELERATORS": "T4:1"}, 13, "compute capability 8.0"),
+    ],
+    "QUANTIZATION": [
+        ("nope", {}, 10, "is not a sglang quantization method"),
+        ("awq", {}, 10, "needs a checkpoint quantized with awq"),
+        ("gptq", {"ENGINE": "vllm"}, 10, "needs a checkpoint quantized with gptq"),
+        ("fp8", {"ACCELERATORS": "T4:1"}, 13, "FP8 needs compute capability"),
+        (ESC, {}, 10, "control character"),
+    ],
+    "MEM_FRACTION": [
+        ("0", {}, 10, "greater than 0"),
+        ("1.5", {}, 10, "at most 1"),
+        ("-0.1", {}, 10, "greater than 0"),
+        ("nan", {}, 10, "finite number"),
+        ("inf", {}, 10, "finite number"),
+        ("85%", {}, 10, "decimal number"),
+        ("0,9", {}, 10, "decimal number"),
+    ],
+    "HF_TOKEN": [
+        ("hf_abc def", {}, 10, "whitespace or control"),
+        ("hf_abc\tdef", {}, 10, "whitespace or control"),
+        (f"hf_abc{ESC}", {}, 10, "control character"),
+    ],
+    "HF_REVISION": [(f"main{ESC}", {}, 10, "control character")],
+    "TRUST_REMOTE_CODE": [("maybe", {}, 10, "use true or false"), ("2", {}, 10, "use true or false")],
+    "SPEC_ENABLED": [("yes please", {}, 10, "use true or false")],
+    "SPEC_DRAFT_MODEL": [
+        ("/models/no-such-draft", {"SPEC_ENABLED": "true"}, 30, "is not a folder"),
+        (f"draft{ESC}", {"SPEC_ENABLED": "true"}, 10, "control character"),
+    ],
+    "SPEC_METHOD": [("medusa2", {"SPEC_ENABLED": "true"}, 10, "SPEC_METHOD")],
+    "SPEC_NUM_TOKENS": [("0", {}, 10, "between 1 and 64"), ("65", {}, 10, "between 1 and 64"), ("x", {}, 10, "")],
+    "API_KEY": [
+        ("8000", {}, 10, "shorter than 16"),
+        ("sk-0123456789 abcdef", {}, 10, "whitespace or control"),
+        (f"sk-0123456789abcdef{ESC}", {}, 10, "control character"),
+    ],
+    "REQUIRE_API_KEY": [("sometimes", {}, 10, "use auto, true or false")],
+    "TLS_CERT_FILE": [
+        ("/run/secrets/no-such.crt", {"TLS_KEY_FILE": "/etc/hostname"}, 10, "cannot be read"),
+        ("/etc/hostname", {}, 10, "TLS_KEY_FILE is not"),
+    ],
+    "TLS_KEY_FILE": [
+        ("/run/secrets/no-such.key", {"TLS_CERT_FILE": "/etc/hostname"}, 10, "cannot be read"),
+        ("/etc/hostname", {}, 10, "TLS_CERT_FILE is not"),
+    ],
+    "LOG_REQUESTS": [("verbose", {}, 10, "use true or false")],
+    "SHUTDOWN_TIMEOUT": [("-1", {}, 10, "between"), ("30s", {}, 10, "plain integer")],
+    "IDLE_TIMEOUT_MIN": [("0", {}, 10, "greater than 0"), ("-3", {}, 10, "greater than 0"), ("soon", {}, 10, "")],
+    "MAX_RUN_HOURS": [("0", {}, 10, "greater than 0"), ("inf", {}, 10, "finite number")],
+    "METRICS_PORT": [("0", {}, 10, "between"), ("70000", {}, 10, "between")],
+    "GPU_HOURLY_USD": [("-1", {}, 10, "must not be negative"), ("$2.49", {}, 10, "decimal number")],
+    "EXTRA_ARGS": [
+        ("--port 9000", {}, 10, "PORT"),
+        ("--host=127.0.0.1", {}, 10, "--host"),
+        ("--device cpu", {"ENGINE": "vllm"}, 14, "--device"),
+        ("'--unbalanced", {}, 10, "EXTRA_ARGS"),
+        (f"--enable-prefix-caching {ESC}", {}, 10, "control character"),
+    ],
+    "DEBUG": [("please", {}, 10, "use true or false")],
+    "HF_HUB_OFFLINE": [("sometimes", {}, 10, "use true or false")],
+    "SKYPILOT_NUM_NODES": [
+        ("0", {}, 10, "between"),
+        ("-2", {}, 10, "between"),
+        ("two", {}, 10, "plain integer"),
+        ("2", {}, 10, "SKYPILOT_NODE_IPS lists 0"),
+        ("2", {"ACCELERATORS": "cpu", "ENGINE": "vllm", "SKYPILOT_NODE_IPS": "a\nb"}, 13, "CPU path runs on one"),
+    ],
+    "SKYPILOT_NODE_RANK": [("5", TWO_NODES, 10, "is not below SKYPILOT_NUM_NODES=2"), ("-1", {}, 10, "between")],
+    "SKYPILOT_NODE_IPS": [(f"10.0.0.1{ESC}", TWO_NODES, 10, "control character")],
+    "SKYPILOT_TASK_ID": [(f"sky-{ESC}", {}, 10, "control character")],
+    "SKYPILOT_NUM_GPUS_PER_NODE": [("-1", {}, 10, "between"), ("eight", {}, 10, "plain integer")],
+    "DIST_PORT": [("0", {}, 10, "between"), ("8000", TWO_NODES, 10, "same port as PORT")],
+}
+
+CASES = [
+    pytest.param(name, value, other, code, text, id=f"{name}={value!r}")
+    for name, rows in BAD.items()
+    for value, other, code, text in rows
+]
+
+
+def test_every_setting_has_hostile_values():
+    assert set(BAD) == {setting.name for setting in SETTINGS}
+
+
+@pytest.mark.parametrize(("name", "value", "other", "code", "text"), CASES)
+def test_a_hostile_setting_is_one_line_and_a_documented_code(models, name, value, other, code, text):
+    env = {"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "ACCELERATORS": "H100:1", **other, name: value}
+    named = name if name not in {"TLS_CERT_FILE", "TLS_KEY_FILE"} else "TLS_"
+    refused(env, code, named, text=text, with_debug=name != "DEBUG")
+
+
+# Serving, as a separate process whose engine is the stand-in (conftest.serve_env): (container arguments,
+# settings, exit code, what the line names). Each is refused before the engine starts.
+SERVE = [
+    ([], {"REQUIRE_API_KEY": "true", "API_KEY": ""}, 11, "API_KEY is not set, and REQUIRE_API_KEY=true"),
+    ([], {"SKYPILOT_TASK_ID": "sky-1", "API_KEY": ""}, 11, "API_KEY is not set, and this runs under SkyPilot"),
+    (["--port", "9000"], {}, 10, "PORT"),
+    (["--host", "127.0.0.1"], {}, 10, "--host"),
+    (["--device", "cpu"], {}, 14, "--device"),
+    (["--disable-log-requests"], {}, 14, "--disable-log-requests"),
+    (["no-such-command"], {}, 127, "no-such-command"),
+    (["plan", "--jsn"], {}, 2, "--jsn"),
+    (["health", "--now"], {}, 2, "--now"),
+    ([], {"METRICS_PORT": "8000", "MAX_RUN_HOURS": "1"}, 10, "METRICS_PORT=8000 is the same port as PORT"),
+]
+
+
+@pytest.mark.parametrize(("args", "other", "code", "text"), SERVE, ids=[" ".join(r[0]) or str(r[1]) for r in SERVE])
+def test_a_hostile_start_is_refused_before_the_engine(serve_env, args, other, code, text):
+    env = serve_env(**other)
+    refused(env, code, text, args, runner=run_process)
+    assert not Path(env["FAKE_ENGINE_REPORT"]).exists(), "the engine was started"
