@@ -227,7 +227,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MEM_FRACTION",
-        "Fraction of each GPU's memory the engine may use for weights and KV cache (of host memory on the CPU path).",
+        "Fraction of each GPU's memory the engine may use for weights and KV cache (on the CPU path: of the NUMA "
+        "node's memory within the cgroup limit, and never more than is available at start-up).",
         "0.9",
         _fraction,
         default="0.85",

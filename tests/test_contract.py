@@ -28,7 +28,7 @@ MODELS = [
     "Qwen2.5-7B-Instruct-AWQ",
     "Mixtral-8x7B-Instruct-v0.1",
 ]
-ACCELERATORS = ["H100:1", "H100:8", "A100-80GB:4"]
+ACCELERATORS = ["H100:1", "H100:8", "A100-80GB:4", "A100:3"]  # A100:3: Mixtral as three pipeline stages
 QUANTIZATION = [None, "fp8"]
 SPECULATIVE = [None, ("eagle3", "draft"), ("ngram", None), ("EAGLE", "draft")]
 API_KEYS = [None, "sk-contract-0123456789"]
@@ -181,6 +181,7 @@ def test_every_argv_in_the_matrix_parses_to_the_plan(engine, engine_parser, mode
     assert {plan.ep > 1 for _, plan, _ in cases} == {True, False}
     assert {plan.dp > 1 for _, plan, _ in cases} == {True, False}
     assert {bool(plan.speculative) for _, plan, _ in cases} == {True, False}
+    assert {plan.pp > 1 for _, plan, _ in cases} == {True, False}
 
 
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])

@@ -41,6 +41,12 @@ CONFIGURATIONS = {
         "meta-llama/Llama-3.1-70B-Instruct",
         {"ACCELERATORS": "H100:2", "QUANTIZATION": "fp8"},
     ),
+    # Three GPUs: TP=2 cannot hold 70B, so three pipeline stages of TP=1.
+    "llama-3.1-70b-h100-3-pipeline": (
+        "Llama-3.1-70B-Instruct",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        {"ACCELERATORS": "H100:3"},
+    ),
     "qwen3-30b-a3b-l40s-4": ("Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B", {"ACCELERATORS": "L40S:4"}),
     "deepseek-v3-h200-8": ("DeepSeek-V3", "deepseek-ai/DeepSeek-V3", {"ACCELERATORS": "H200:8"}),
     "llama-3.1-8b-eagle3-api-key": (
