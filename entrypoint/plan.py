@@ -52,7 +52,18 @@ class MemoryPerGpu:
     weight_bytes: int
     reserve_bytes: int
     kv_cache_bytes: int
-    kv_tokens: int  # tokens the KV cache of one replica holds
+    # Tokens of full-length sequences the KV cache of one replica holds (concurrency x max_model_len, as vLLM
+    # logs "KV cache size: N tokens"); with sliding-window layers fewer tokens than the cache has slots.
+    kv_tokens: int
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How many requests one replica's KV cache holds at once."""
+
+    at_max_model_len: float  # sequences of the full context (vLLM's "Maximum concurrency for N tokens")
+    typical_request_tokens: int  # TYPICAL_REQUEST_TOKENS, at most the context
+    at_typical: float  # sequences of that length
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,8 @@ class Plan:
     speculative: Speculation | None = None
     draft_weight_bytes: int = 0
     gpu_catalog_name: str | None = None  # the GPU as ACCELERATORS spells it; None for CPU, MIG, unknown GPUs
+    concurrency: Concurrency | None = None
+    kv_cache_dtype: str = "auto"  # KV_CACHE_DTYPE as resolved; the engine spells it (Engine.kv_cache_dtypes)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,10 +134,18 @@ class _Sizing:
             + self.draft_bytes / tp
         )
 
+    def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
+        """What is left for the KV cache on one GPU once weights and reserve are placed."""
+        return self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
+
     def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Longest single sequence whose KV cache fits next to the weights."""
-        available = self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
-        return kv.longest_sequence(self.shape, available, tp, pp, self.kv_dtype_bytes)
+        return kv.longest_sequence(self.shape, self.kv_available(tp, pp, expert_split), tp, pp, self.kv_dtype_bytes)
+
+    def concurrency(self, length: int, tp: int, pp: int, expert_split: int = 0) -> float:
+        """Sequences of `length` tokens the KV cache holds at once."""
+        available = self.kv_available(tp, pp, expert_split)
+        return kv.concurrent_sequences(self.shape, available, length, tp, pp, self.kv_dtype_bytes)
 
 
 @dataclass(frozen=True)
@@ -159,7 +180,8 @@ def make_plan(
     method, online_fp8 = quantization.choose(settings.quantization, shape, hardware, engine, reasons)
     weights = estimate(model.weights, dtype, online_fp8)
     draft_bytes = estimate(draft.weights, dtype).total_bytes if draft and speculation else 0
-    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, RUNTIME_DTYPE_BYTES[dtype], draft_bytes)
+    kv_dtype, kv_bytes = _kv_cache_dtype(settings.kv_cache_dtype, dtype, hardware, engine, reasons)
+    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, kv_bytes, draft_bytes)
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     layout = _search(sizing, target, explicit)
     if layout is None:
@@ -176,20 +198,23 @@ def make_plan(
     ep = _expert_parallel(shape, tp, dp, engine, reasons)
     # Without EP the experts are tensor-parallel, i.e. split TP ways like the rest.
     expert_split = ep if ep > 1 else tp
-    kv_tokens = sizing.context_capacity(tp, pp, expert_split)
+    concurrency = _concurrency(sizing, layout.context, settings.typical_request_tokens, tp, pp, expert_split)
     if settings.mem_fraction > 0.9 and not hardware.is_cpu:
         warnings.append(
             f"MEM_FRACTION={settings.mem_fraction} leaves only "
             f"{gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
             "engine's budget; long prompts or large batches may run out of memory."
         )
-    reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, warnings))
+    kv_tokens = int(concurrency.at_max_model_len * layout.context)
+    reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, concurrency, warnings))
+    if not explicit:
+        _warn_few_sequences(sizing, layout, concurrency, expert_split, warnings)
     weights_per_gpu = sizing.weights_per_gpu(tp, pp, expert_split)
     memory = MemoryPerGpu(
         budget_bytes=sizing.budget,
         weight_bytes=weights_per_gpu,
         reserve_bytes=sizing.reserve,
-        kv_cache_bytes=max(0, sizing.budget - weights_per_gpu - sizing.reserve),
+        kv_cache_bytes=max(0, sizing.kv_available(tp, pp, expert_split)),
         kv_tokens=kv_tokens,
     )
     return Plan(
@@ -216,6 +241,8 @@ def make_plan(
         speculative=speculation,
         draft_weight_bytes=draft_bytes,
         gpu_catalog_name=hardware.spec.name if hardware.spec else None,
+        concurrency=concurrency,
+        kv_cache_dtype=kv_dtype,
     )
 
 
@@ -262,6 +289,35 @@ def _runtime_dtype(requested: str, shape: ModelShape, hardware: Hardware, reason
     if dtype != shape.dtype:
         reasons.append(f"dtype={dtype}: the checkpoint is {shape.dtype}; engines serve it in half precision.")
     return dtype
+
+
+FP8_KV_CACHE = frozenset({"fp8", "fp8_e4m3", "fp8_e5m2"})
+
+
+def _kv_cache_dtype(
+    requested: str, dtype: str, hardware: Hardware, engine: Engine, reasons: list[str]
+) -> tuple[str, int]:
+    """KV_CACHE_DTYPE checked against the engine (and its CPU attention); returns it and its bytes per value."""
+    if requested not in engine.kv_cache_dtypes:
+        raise UnsupportedByEngineError(
+            f"KV_CACHE_DTYPE={requested} is not a KV cache dtype of {engine.name}",
+            f"{engine.name} takes: " + ", ".join(sorted(engine.kv_cache_dtypes)),
+        )
+    if hardware.is_cpu and requested not in engine.cpu_kv_cache_dtypes:
+        raise UnsupportedByEngineError(
+            f"KV_CACHE_DTYPE={requested} is not taken by {engine.name}'s CPU attention",
+            "on the CPU path use: " + ", ".join(sorted(engine.cpu_kv_cache_dtypes)),
+        )
+    if requested == "auto":
+        return requested, RUNTIME_DTYPE_BYTES[dtype]
+    if requested in FP8_KV_CACHE:
+        reasons.append(
+            f"kv cache dtype {requested}: one byte per value, so the cache holds {RUNTIME_DTYPE_BYTES[dtype]}x the "
+            f"tokens of a {dtype} one (at some cost in accuracy)."
+        )
+        return requested, 1
+    reasons.append(f"kv cache dtype {requested}: set by KV_CACHE_DTYPE.")
+    return requested, RUNTIME_DTYPE_BYTES[requested]
 
 
 # ---------------------------------------------------------------- layout search
@@ -517,7 +573,7 @@ def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
     smaller = [size for size in valid_tensor_parallel_sizes(sizing.shape, tp) if size < tp]
     why = "; ".join(
         f"TP={size} would need {gib(sizing.weights_per_gpu(size, pp))} of weights per GPU"
-        f" and leave room for {sizing.context_capacity(size, pp)} tokens"
+        f" and leave room for {min(sizing.context_capacity(size, pp), layout.context)} tokens"
         for size in smaller
     )
     heads = (
@@ -577,7 +633,18 @@ def _explain_speculation(speculation: Speculation, draft_bytes: int, tp: int) ->
     return f"speculative decoding: {speculation.method}, {tokens}; {draft}."
 
 
-def _explain_context(context: int, target: int, explicit: bool, kv_tokens: int, warnings: list[str]) -> str:
+def _concurrency(sizing: _Sizing, context: int, typical: int, tp: int, pp: int, expert_split: int) -> Concurrency:
+    typical = min(typical, context)
+    return Concurrency(
+        at_max_model_len=round(sizing.concurrency(context, tp, pp, expert_split), 2),
+        typical_request_tokens=typical,
+        at_typical=round(sizing.concurrency(typical, tp, pp, expert_split), 2),
+    )
+
+
+def _explain_context(
+    context: int, target: int, explicit: bool, kv_tokens: int, concurrency: Concurrency, warnings: list[str]
+) -> str:
     if explicit:
         source = "set by MAX_MODEL_LEN"
     elif context < target:
@@ -588,8 +655,36 @@ def _explain_context(context: int, target: int, explicit: bool, kv_tokens: int, 
         )
     else:
         source = "the model's maximum"
-    sequences = kv_tokens // context if context else 0
     return (
-        f"max_model_len={context}: {source}; the KV cache holds about {kv_tokens} tokens per replica "
-        f"({sequences} sequence(s) at full length)."
+        f"max_model_len={context}: {source}; the KV cache holds {kv_tokens} tokens per replica: "
+        f"{concurrency.at_max_model_len:g} sequence(s) of {context} tokens at once, or "
+        f"{concurrency.at_typical:g} of {concurrency.typical_request_tokens} (TYPICAL_REQUEST_TOKENS)."
+    )
+
+
+GOOD_CONCURRENCY = 4  # full-length sequences at once below which an automatic context is a poor default
+
+
+def _warn_few_sequences(
+    sizing: _Sizing, layout: _Layout, concurrency: Concurrency, expert_split: int, warnings: list[str]
+) -> None:
+    """An automatic context that leaves room for one sequence serves one user at a time: name a context that
+    holds GOOD_CONCURRENCY (a multiple of CONTEXT_STEP, at least MIN_CONTEXT), if there is one."""
+    if concurrency.at_max_model_len >= 2:
+        return
+    tp, pp = layout.tp, layout.pp
+    low, high = MIN_CONTEXT // CONTEXT_STEP, layout.context // CONTEXT_STEP
+    if low > high or sizing.concurrency(low * CONTEXT_STEP, tp, pp, expert_split) < GOOD_CONCURRENCY:
+        suggestion = "add GPUs or quantize for more"
+    else:
+        while low < high:  # the longest step count that still holds GOOD_CONCURRENCY sequences
+            middle = (low + high + 1) // 2
+            if sizing.concurrency(middle * CONTEXT_STEP, tp, pp, expert_split) >= GOOD_CONCURRENCY:
+                low = middle
+            else:
+                high = middle - 1
+        suggestion = f"MAX_MODEL_LEN={low * CONTEXT_STEP} would hold {GOOD_CONCURRENCY} at once"
+    warnings.append(
+        f"the KV cache holds {concurrency.at_max_model_len:g} sequence(s) of {layout.context} tokens, so only "
+        f"{math.floor(concurrency.at_max_model_len)} request(s) of that length run at once; {suggestion}"
     )

@@ -18,7 +18,7 @@ def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
 def as_table(plan: Plan) -> str:
     memory = plan.memory_per_gpu
     devices = (
-        ("CPU", f"host memory {plan.gpu_memory_bytes / GIB:.1f} GiB")
+        ("CPU", f"memory {plan.gpu_memory_bytes / GIB:.1f} GiB")
         if plan.on_cpu
         else (
             "GPUs",
@@ -32,6 +32,7 @@ def as_table(plan: Plan) -> str:
         devices,
         ("parallelism", f"TP={plan.tp}  PP={plan.pp}  DP={plan.dp}  EP={plan.ep}"),
         ("context", f"{plan.max_model_len} tokens"),
+        *_concurrency_row(plan),
         ("dtype", plan.dtype),
         ("quantization", plan.quantization or "none"),
         ("weights", f"{plan.weight_bytes / GIB:.1f} GiB in all"),
@@ -55,10 +56,16 @@ def as_table(plan: Plan) -> str:
             (
                 "usable",
                 memory.budget_bytes,
-                "  (MEM_FRACTION of host memory)" if plan.on_cpu else "  (MEM_FRACTION of the GPU)",
+                "  (MEM_FRACTION of memory, at most what is available)"
+                if plan.on_cpu
+                else "  (MEM_FRACTION of the GPU)",
             ),
             ("weights", memory.weight_bytes, ""),
-            ("reserve", memory.reserve_bytes, "  (activations)" if plan.on_cpu else "  (activations, CUDA graphs)"),
+            (
+                "reserve",
+                memory.reserve_bytes,
+                "  (engine processes)" if plan.on_cpu else "  (activations, CUDA graphs)",
+            ),
             ("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"),
         )
     ]
@@ -66,3 +73,16 @@ def as_table(plan: Plan) -> str:
     if plan.warnings:
         lines += ["", "warnings"] + [f"  ! {warning}" for warning in plan.warnings]
     return "\n".join(lines)
+
+
+def _concurrency_row(plan: Plan) -> list[tuple[str, str]]:
+    concurrency = plan.concurrency
+    if concurrency is None:
+        return []
+    return [
+        (
+            "concurrency",
+            f"{concurrency.at_max_model_len:g} at {plan.max_model_len} tokens, "
+            f"{concurrency.at_typical:g} at {concurrency.typical_request_tokens} (per replica)",
+        )
+    ]

@@ -206,6 +206,13 @@ SETTINGS: tuple[Setting, ...] = (
         _integer(1, 10_000_000),
     ),
     Setting(
+        "TYPICAL_REQUEST_TOKENS",
+        "Prompt plus answer of a typical request: the plan says how many such requests the KV cache holds at once.",
+        "8192",
+        _integer(1, 10_000_000),
+        default="4096",
+    ),
+    Setting(
         "DTYPE",
         "Activation and weight dtype for unquantized weights.",
         "bfloat16",
@@ -215,6 +222,22 @@ SETTINGS: tuple[Setting, ...] = (
             "float16",
             "float32",
             aliases={"bf16": "bfloat16", "half": "float16", "fp16": "float16", "float": "float32", "fp32": "float32"},
+        ),
+        default="auto",
+    ),
+    Setting(
+        "KV_CACHE_DTYPE",
+        "Data type of the KV cache: auto (the model's dtype), or fp8 (= fp8_e4m3), fp8_e5m2, bfloat16, float16. "
+        "FP8 holds twice the tokens of a 16-bit cache.",
+        "fp8",
+        _choice(
+            "auto",
+            "fp8",
+            "fp8_e4m3",
+            "fp8_e5m2",
+            "bfloat16",
+            "float16",
+            aliases={"bf16": "bfloat16", "fp16": "float16"},
         ),
         default="auto",
     ),
@@ -399,7 +422,9 @@ class Settings:
     served_model_name: str | None
     port: int
     max_model_len: int | None
+    typical_request_tokens: int
     dtype: str
+    kv_cache_dtype: str
     quantization: str | None
     mem_fraction: float
     hf_token: str | None

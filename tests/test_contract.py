@@ -46,6 +46,7 @@ OPTIONS = [
         "PORT": "9000",
         "MAX_MODEL_LEN": "4096",
         "MEM_FRACTION": "0.9",
+        "KV_CACHE_DTYPE": "fp8",
         # Any readable file will do for parsing; the end-to-end test serves a real certificate.
         "TLS_CERT_FILE": __file__,
         "TLS_KEY_FILE": __file__,
@@ -97,6 +98,7 @@ def expected_sglang(env: dict, plan) -> dict:
         "ep_size": plan.ep,
         "context_length": plan.max_model_len,
         "dtype": plan.dtype,
+        "kv_cache_dtype": {"auto": "auto", "fp8": "fp8_e4m3"}[plan.kv_cache_dtype],
         "mem_fraction_static": plan.mem_fraction,
         "quantization": env.get("QUANTIZATION"),
         "revision": env.get("HF_REVISION"),
@@ -140,6 +142,7 @@ def expected_vllm(env: dict, plan) -> dict:
         "enable_expert_parallel": plan.ep > 1,
         "max_model_len": plan.max_model_len,
         "dtype": plan.dtype,
+        "kv_cache_dtype": plan.kv_cache_dtype,
         "gpu_memory_utilization": plan.mem_fraction,
         "quantization": env.get("QUANTIZATION"),
         "revision": env.get("HF_REVISION"),

@@ -63,10 +63,17 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("32k", {}, 10, "plain integer"),
         ("10000000", {}, 10, "longer than the model's maximum"),
     ],
+    "TYPICAL_REQUEST_TOKENS": [("0", {}, 10, "between"), ("4k", {}, 10, "plain integer")],
     "DTYPE": [
         ("int8", {}, 10, "one of"),
         ("bf17", {}, 10, "one of"),
         ("bfloat16", {"ACCELERATORS": "T4:1"}, 13, "compute capability 8.0"),
+    ],
+    "KV_CACHE_DTYPE": [
+        ("fp4", {}, 10, "one of"),
+        ("float16", {}, 13, "not a KV cache dtype of sglang"),  # sglang has no float16 cache
+        ("bfloat16", {"ENGINE": "vllm", "ACCELERATORS": "cpu"}, 13, "CPU attention"),
+        (ESC, {}, 10, "control character"),
     ],
     "QUANTIZATION": [
         ("nope", {}, 10, "is not a sglang quantization method"),

@@ -38,6 +38,10 @@ BASE = {
         ({"sliding_window": 4096}, "sliding_layers", 32),  # Mistral v0.1: every layer
         ({"sliding_window": 4096, "use_sliding_window": False}, "sliding_layers", 0),  # Qwen2 ships it off
         ({"sliding_window": 1024, "sliding_window_pattern": 6}, "sliding_layers", 27),  # Gemma 3: 1 in 6 global
+        # Gemma 2's config.json has no layer_types: transformers alternates sliding and full layers.
+        ({"sliding_window": 4096, "model_type": "gemma2"}, "sliding_layers", 16),
+        ({"sliding_window": 1024, "model_type": "gemma3_text"}, "sliding_layers", 27),
+        ({"sliding_window": 128, "model_type": "gpt_oss"}, "sliding_layers", 16),
         ({"sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"] * 16}, "sliding_layers", 16),
         (
             {"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}},

@@ -300,3 +300,50 @@ def test_a_method_that_needs_its_checkpoint_is_refused_on_an_unquantized_one(mod
     # The checkpoint's own method still loads (AWQ over an AWQ checkpoint).
     if method == "awq":
         assert plan_for(models, "Qwen2.5-7B-Instruct-AWQ", "H100:1", ENGINE=engine, QUANTIZATION=method).quantization
+
+
+def test_gemma2_alternates_sliding_and_full_layers(models):
+    """gemma-2's config.json has no layer_types: half its 42 layers slide over 4096 tokens. The KV cache is
+    counted as vLLM counts it (sequences of the full context), never as a billion tokens."""
+    plan = plan_for(models, "gemma-2-9b-it", "L40S:1")
+    assert plan.max_model_len == 8192
+    assert any("sliding window 4096 on 21 of 42 layers" in reason for reason in plan.reasons)
+    concurrency = plan.concurrency
+    assert plan.memory_per_gpu.kv_tokens == int(concurrency.at_max_model_len * 8192)
+    assert plan.memory_per_gpu.kv_tokens < 10**6
+
+
+@pytest.mark.parametrize("name", ["Mistral-7B-v0.1", "gemma-3-27b-it", "gemma-2-9b-it", "Llama-3.1-8B-Instruct"])
+def test_kv_tokens_are_sequences_of_the_context_never_absurd(models, name):
+    plan = plan_for(models, name, "H100:1")
+    memory, concurrency = plan.memory_per_gpu, plan.concurrency
+    assert plan.max_model_len <= memory.kv_tokens <= concurrency.at_max_model_len * plan.max_model_len + 1
+    assert concurrency.at_typical >= concurrency.at_max_model_len
+    assert concurrency.typical_request_tokens == min(4096, plan.max_model_len)
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_fp8_kv_cache_doubles_the_tokens(models, engine):
+    auto = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1", ENGINE=engine, MAX_MODEL_LEN="8192")
+    fp8 = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1", ENGINE=engine, MAX_MODEL_LEN="8192", KV_CACHE_DTYPE="fp8")
+    assert fp8.memory_per_gpu.kv_cache_bytes == auto.memory_per_gpu.kv_cache_bytes
+    assert fp8.memory_per_gpu.kv_tokens == pytest.approx(2 * auto.memory_per_gpu.kv_tokens, rel=0.001)
+    assert fp8.kv_bytes_per_token * 2 == auto.kv_bytes_per_token
+    assert any("kv cache dtype fp8: one byte per value" in reason for reason in fp8.reasons)
+    # An automatic context grows with the cache: 8B on one L4 gets more of its 131072 tokens.
+    longer = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1", ENGINE=engine, KV_CACHE_DTYPE="fp8")
+    assert longer.max_model_len > plan_for(models, "Llama-3.1-8B-Instruct", "L4:1", ENGINE=engine).max_model_len
+
+
+def test_a_context_with_room_for_one_sequence_names_one_with_room_for_four(models):
+    plan = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1")
+    assert plan.max_model_len == 17408 and plan.concurrency.at_max_model_len < 2
+    (warning,) = [w for w in plan.warnings if "sequence(s) of 17408 tokens, so only 1 request(s)" in w]
+    suggested = int(warning.split("MAX_MODEL_LEN=")[1].split()[0])
+    assert suggested % 1024 == 0 and suggested >= 4096
+    shorter = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1", MAX_MODEL_LEN=str(suggested))
+    assert shorter.concurrency.at_max_model_len >= 4
+    longer = plan_for(models, "Llama-3.1-8B-Instruct", "L4:1", MAX_MODEL_LEN=str(suggested + 1024))
+    assert longer.concurrency.at_max_model_len < 4
+    # An explicit context is the user's choice: no such warning.
+    assert not any("run at once" in w for w in shorter.warnings + longer.warnings)

@@ -75,6 +75,12 @@ def model_source_flags(request: ServeRequest) -> list[str]:
     return flags
 
 
+def kv_cache_dtype_flags(request: ServeRequest, spelling: Mapping[str, str]) -> list[str]:
+    """Both engines take --kv-cache-dtype, with their own values (`Engine.kv_cache_dtypes`); auto is the default."""
+    kv_dtype = request.plan.kv_cache_dtype
+    return [] if kv_dtype == "auto" else ["--kv-cache-dtype", spelling[kv_dtype]]
+
+
 def tls_flags(request: ServeRequest) -> list[str]:
     """Both engines serve HTTPS themselves with the same two flags (settings only accept them as a pair)."""
     if request.tls_cert and request.tls_key:
@@ -129,6 +135,10 @@ class Engine:
     checkpoint_quantization: frozenset[str] = frozenset()
     # Checkpoint quant methods mapped to the --quantization values that can load them.
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # KV_CACHE_DTYPE values -> the engine's --kv-cache-dtype spelling; a value missing here is refused.
+    kv_cache_dtypes: Mapping[str, str] = field(default_factory=dict)
+    # The KV cache dtypes the engine's CPU attention takes (the CPU path only).
+    cpu_kv_cache_dtypes: frozenset[str] = frozenset({"auto"})
     # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds
     # (Dockerfile.sglang, Dockerfile.vllm); AMD GPUs need the engines' own ROCm images.
     gpu_vendors: frozenset[str] = frozenset({"nvidia"})

@@ -7,7 +7,16 @@ Not the `sglang` console script: some official images shipped without it (sglang
 
 from __future__ import annotations
 
-from .base import Command, Engine, MetricNames, ServeRequest, listen_flags, model_source_flags, tls_flags
+from .base import (
+    Command,
+    Engine,
+    MetricNames,
+    ServeRequest,
+    kv_cache_dtype_flags,
+    listen_flags,
+    model_source_flags,
+    tls_flags,
+)
 
 # argparse choices of --quantization in sglang 0.5.23 (server_args choices.py).
 QUANTIZATION_METHODS = frozenset(
@@ -96,6 +105,16 @@ SPECULATIVE_METHODS = {
 }
 
 
+# KV_CACHE_DTYPE -> --kv-cache-dtype at 0.5.23 (server_args.py choices): no float16, and "fp8" alone is refused.
+KV_CACHE_DTYPES = {
+    "auto": "auto",
+    "fp8": "fp8_e4m3",
+    "fp8_e4m3": "fp8_e4m3",
+    "fp8_e5m2": "fp8_e5m2",
+    "bfloat16": "bfloat16",
+}
+
+
 def build(request: ServeRequest) -> Command:
     plan = request.plan
     argv = [
@@ -133,6 +152,7 @@ def build(request: ServeRequest) -> Command:
         # weights + KV pool; activations and CUDA graphs live outside it.
         "--mem-fraction-static",
         str(plan.mem_fraction),
+        *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
     ]
     argv += model_source_flags(request)
     argv += _speculative_args(request)
@@ -194,6 +214,7 @@ ENGINE = Engine(
     metric_names=MetricNames(
         requests="sglang:num_requests", running="sglang:num_running_reqs", generation_tokens="sglang:generation_tokens"
     ),
+    kv_cache_dtypes=KV_CACHE_DTYPES,
     checkpoint_quantization=frozenset(
         {"awq", "awq_marlin", "gptq", "gptq_marlin", "moe_wna16", "compressed-tensors", "gguf"}
     ),

@@ -11,7 +11,16 @@ import json
 from typing import TYPE_CHECKING
 
 from ..units import GIB
-from .base import Command, Engine, MetricNames, ServeRequest, listen_flags, model_source_flags, tls_flags
+from .base import (
+    Command,
+    Engine,
+    MetricNames,
+    ServeRequest,
+    kv_cache_dtype_flags,
+    listen_flags,
+    model_source_flags,
+    tls_flags,
+)
 
 if TYPE_CHECKING:
     from ..speculative import Speculation
@@ -95,6 +104,8 @@ SPECULATIVE_METHODS = {
     method: method for method in ("eagle", "eagle3", "draft_model", "dflash", "mtp", "ngram", "suffix")
 }
 DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts whose config gives none
+# KV_CACHE_DTYPE -> --kv-cache-dtype: the same names (0.32 config/cache.py).
+KV_CACHE_DTYPES = {name: name for name in ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16")}
 API_KEY_VARIABLE = "VLLM_API_KEY"  # the key in the environment, so not on argv, so not in `ps`
 
 
@@ -138,6 +149,7 @@ def build(request: ServeRequest) -> Command:
         plan.dtype,
         "--gpu-memory-utilization",
         str(plan.mem_fraction),
+        *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
     ]
     argv += model_source_flags(request)
     if plan.speculative:
@@ -185,6 +197,10 @@ ENGINE = Engine(
         requests="vllm:request_success", running="vllm:num_requests_running", generation_tokens="vllm:generation_tokens"
     ),
     supports_cpu=True,
+    # --kv-cache-dtype choices at 0.32 (config/cache.py); the CPU attention backend takes only auto and FP8
+    # (v1/attention/backends/cpu_attn.py, supported_kv_cache_dtypes).
+    kv_cache_dtypes=KV_CACHE_DTYPES,
+    cpu_kv_cache_dtypes=frozenset({"auto", "fp8", "fp8_e4m3", "fp8_e5m2"}),
     checkpoint_quantization=frozenset(
         {"awq", "auto_awq", "awq_marlin", "gptq", "auto_gptq", "gptq_marlin", "moe_wna16", "compressed-tensors"}
     ),

@@ -28,6 +28,24 @@ def bytes_per_token(shape: ModelShape, dtype_bytes: int) -> int:
     return bytes_per_layer_token(shape, 1, dtype_bytes) * shape.layers
 
 
+def sequence_bytes(shape: ModelShape, length: int, tp: int, pp: int, dtype_bytes: int) -> int:
+    """KV bytes one sequence of `length` tokens holds on one GPU of a TP x PP layout; a sliding-window layer
+    keeps at most its window."""
+    per_layer = bytes_per_layer_token(shape, tp, dtype_bytes)
+    full = math.ceil(shape.full_attention_layers / pp)
+    sliding = math.ceil(shape.sliding_layers / pp)
+    return per_layer * (full * length + sliding * min(length, shape.sliding_window or length))
+
+
+def concurrent_sequences(
+    shape: ModelShape, available_bytes: int, length: int, tp: int, pp: int, dtype_bytes: int
+) -> float:
+    """How many sequences of `length` tokens the KV cache holds at once (vLLM's "Maximum concurrency")."""
+    if available_bytes <= 0 or length <= 0:
+        return 0.0
+    return available_bytes / sequence_bytes(shape, length, tp, pp, dtype_bytes)
+
+
 def longest_sequence(shape: ModelShape, available_bytes: int, tp: int, pp: int, dtype_bytes: int) -> int:
     """Longest single sequence whose KV cache fits in `available_bytes` on one GPU of a TP x PP layout."""
     if available_bytes <= 0:

@@ -182,6 +182,22 @@ def _max_position(text: Mapping[str, Any]) -> int:
     return base
 
 
+# Families whose config.json may omit `layer_types`: transformers (5.19, models/<family>/configuration_*.py)
+# then builds them as "every N-th layer is full attention, the others slide", and the engines load the model
+# through that config. A family not listed here with a sliding_window slides on every layer (Mistral 7B v0.1).
+GLOBAL_LAYER_EVERY = {
+    "gemma2": 2,
+    "gpt_oss": 2,
+    "vaultgemma": 2,
+    "gemma3": 6,  # sliding_window_pattern, 6 unless config.json says otherwise
+    "gemma3_text": 6,
+    "gemma4": 6,
+    "gemma4_text": 6,
+    "cohere2": 4,
+    "olmo3": 4,
+}
+
+
 def _sliding(text: Mapping[str, Any], layers: int) -> tuple[int, int]:
     window = int(text.get("sliding_window") or 0)
     if not window or text.get("use_sliding_window") is False:
@@ -189,9 +205,9 @@ def _sliding(text: Mapping[str, Any], layers: int) -> tuple[int, int]:
     layer_types = text.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         return window, sum(1 for kind in layer_types if kind == "sliding_attention")
-    pattern = int(text.get("sliding_window_pattern") or 0)
+    pattern = int(text.get("sliding_window_pattern") or GLOBAL_LAYER_EVERY.get(str(text.get("model_type")), 0))
     if pattern > 1:
-        # Gemma 2/3: every pattern-th layer is global, the rest slide.
+        # Every pattern-th layer is global, the rest slide.
         return window, layers - layers // pattern
     return window, layers
 
