@@ -12,7 +12,7 @@ hold at least one sequence of `max_model_len` tokens (docs/adr/0004).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import quantization
@@ -20,6 +20,7 @@ from .engines.base import Engine
 from .errors import DoesNotFitError, EntrypointError, SettingError, UnsupportedByEngineError
 from .hardware.catalog import GPUS, Accelerators, GpuSpec
 from .hardware.types import Hardware, from_accelerators
+from .layout import Pins, candidate_layouts, check_pins, expert_parallel, valid_tensor_parallel_sizes
 from .model import kv
 from .model.info import ModelInfo
 from .model.shape import ModelShape
@@ -112,6 +113,7 @@ class _Sizing:
     kv_dtype_bytes: int
     # A speculative draft runs with the target's TP on every replica (both engines' default).
     draft_bytes: int = 0
+    pins: Pins = field(default_factory=Pins)
 
     @property
     def budget(self) -> int:
@@ -181,21 +183,23 @@ def make_plan(
     weights = estimate(model.weights, dtype, online_fp8)
     draft_bytes = estimate(draft.weights, dtype).total_bytes if draft and speculation else 0
     kv_dtype, kv_bytes = _kv_cache_dtype(settings.kv_cache_dtype, dtype, hardware, engine, reasons)
-    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, kv_bytes, draft_bytes)
+    pins = Pins.from_settings(settings)
+    check_pins(pins, shape, hardware)
+    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, kv_bytes, draft_bytes, pins)
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     layout = _search(sizing, target, explicit)
     if layout is None:
         raise _does_not_fit(sizing, target, explicit, settings, model, engine, draft, suggest)
     tp, pp = layout.tp, layout.pp
-    dp = hardware.total_count // (tp * pp)
+    dp = pins.dp or hardware.total_count // (tp * pp)
     reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing)]
     reasons.append(_explain_tp(sizing, layout))
     if pp > 1:
         reasons.append(_explain_pp(sizing, layout, target, explicit, warnings))
-    reasons.append(_explain_dp(hardware, tp, pp, dp, warnings))
+    reasons.append(_explain_dp(hardware, tp, pp, dp, bool(pins.dp), warnings))
     if speculation:
         reasons.append(_explain_speculation(speculation, draft_bytes, tp))
-    ep = _expert_parallel(shape, tp, dp, engine, reasons)
+    ep = expert_parallel(shape, tp, dp, engine, pins.ep, reasons)
     # Without EP the experts are tensor-parallel, i.e. split TP ways like the rest.
     expert_split = ep if ep > 1 else tp
     concurrency = _concurrency(sizing, layout.context, settings.typical_request_tokens, tp, pp, expert_split)
@@ -337,43 +341,11 @@ def _target_context(requested: int | None, shape: ModelShape, reasons: list[str]
     return shape.max_position, False
 
 
-def valid_tensor_parallel_sizes(shape: ModelShape, per_node: int, mig: bool = False) -> list[int]:
-    """Powers of two that divide the heads and divide or are multiples of the KV heads."""
-    if mig:
-        return [1]  # NCCL cannot span MIG instances
-    sizes = []
-    tp = 1
-    while tp <= per_node:
-        if shape.attention_heads % tp == 0 and (shape.kv_heads % tp == 0 or tp % shape.kv_heads == 0):
-            sizes.append(tp)
-        tp *= 2
-    return sizes
-
-
-def candidate_layouts(shape: ModelShape, hardware: Hardware) -> list[tuple[int, int]]:
-    """(TP, PP) pairs worth trying, fewest pipeline stages first (docs/adr/0005).
-
-    One node: each stage count with the largest valid TP that fits beside it, so 3 or 6 GPUs get TP=1 PP=3 or
-    TP=2 PP=3. Several nodes: TP is the node's GPUs and PP a multiple of the nodes (TP across nodes is slow).
-    MIG slices and the CPU get neither: NCCL cannot span MIG instances, and the CPU path is one device.
-    """
-    sizes = valid_tensor_parallel_sizes(shape, hardware.count, hardware.mig or hardware.is_cpu)
-    if hardware.mig or hardware.is_cpu:
-        return [(1, 1)]
-    if hardware.nodes > 1:
-        first = hardware.nodes
-        return [(sizes[-1], pp) for pp in range(first, hardware.total_count // sizes[-1] + 1, hardware.nodes)]
-    layouts = [(tp, 1) for tp in sizes]
-    for pp in range(2, min(hardware.total_count, shape.layers) + 1):
-        fitting = [tp for tp in sizes if tp * pp <= hardware.total_count]
-        if fitting:
-            layouts.append((fitting[-1], pp))
-    return layouts
-
-
 def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
     """The first layout that holds `target` tokens; else (automatic context) the one with the most room."""
-    layouts = candidate_layouts(sizing.shape, sizing.hardware)
+    layouts = candidate_layouts(sizing.shape, sizing.hardware, sizing.pins)
+    if not layouts:
+        return None
     for tp, pp in layouts:
         if sizing.context_capacity(tp, pp) >= target:
             return _Layout(tp, pp, target)
@@ -387,22 +359,6 @@ def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
     if capacity < floor:
         return None
     return _Layout(tp, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
-
-
-def _expert_parallel(shape: ModelShape, tp: int, dp: int, engine: Engine, reasons: list[str]) -> int:
-    if not shape.is_moe or tp == 1:
-        return 1
-    ep = engine.expert_parallel_size(tp, dp)
-    if shape.experts % ep:
-        reasons.append(
-            f"ep=1: {shape.experts} experts do not split evenly over {ep} GPUs; experts are tensor-parallel instead."
-        )
-        return 1
-    reasons.append(
-        f"ep={ep}: {shape.experts} experts ({shape.experts_per_token} active per token) are spread "
-        f"{shape.experts // ep} per GPU instead of slicing every expert {tp} ways."
-    )
-    return ep
 
 
 # ---------------------------------------------------------------- when nothing fits
@@ -432,6 +388,8 @@ def _does_not_fit(
         f"{model.name} needs {gib(sizing.weights.total_bytes)} of weights plus KV cache for "
         f"{target if explicit else min(MIN_CONTEXT, target)} tokens"
     )
+    if sizing.pins.described():
+        needs += f" with {sizing.pins.described()}"
     if hardware.is_cpu:
         message = f"{needs}; the CPU path has {gib(sizing.budget)} for it ({hardware.source})"
     else:
@@ -474,6 +432,11 @@ def _fix_kinds(sizing: _Sizing, target: int, explicit: bool, settings: Settings,
     hardware = sizing.hardware
     spec = hardware.spec
     kinds: list[list[_Fix]] = []
+    pinned = sizing.pins.described()
+    if pinned:
+        names = " and ".join(pin.split("=")[0] for pin in pinned.split(", "))
+        free = replace(settings, tensor_parallel_size=None, pipeline_parallel_size=None, data_parallel_size=None)
+        kinds.append([_Fix(f"unset {names} (the planner chooses the layout)", free, hardware)])
     if spec:
         why = f"the fewest {spec.name} GPUs that hold it"
         more = [_on_gpus(settings, spec, count, why) for count in (2, 4, 8, 16, 32, 64) if count > hardware.total_count]
@@ -570,6 +533,8 @@ def _describe_hardware(sizing: _Sizing) -> str:
 
 def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
     tp, pp = layout.tp, layout.pp
+    if sizing.pins.tp:
+        return f"tp={tp}: set by TENSOR_PARALLEL_SIZE."
     smaller = [size for size in valid_tensor_parallel_sizes(sizing.shape, tp) if size < tp]
     why = "; ".join(
         f"TP={size} would need {gib(sizing.weights_per_gpu(size, pp))} of weights per GPU"
@@ -584,6 +549,8 @@ def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
 
 def _explain_pp(sizing: _Sizing, layout: _Layout, target: int, explicit: bool, warnings: list[str]) -> str:
     hardware = sizing.hardware
+    if sizing.pins.pp:
+        return f"pp={layout.pp}: set by PIPELINE_PARALLEL_SIZE ({sizing.shape.layers} layers in {layout.pp} stages)."
     if hardware.nodes == 1:
         return (
             f"pp={layout.pp}: no tensor-parallel size alone (powers of two that suit the heads, at most "
@@ -607,10 +574,11 @@ def _explain_pp(sizing: _Sizing, layout: _Layout, target: int, explicit: bool, w
     )
 
 
-def _explain_dp(hardware: Hardware, tp: int, pp: int, dp: int, warnings: list[str]) -> str:
+def _explain_dp(hardware: Hardware, tp: int, pp: int, dp: int, pinned: bool, warnings: list[str]) -> str:
     idle = hardware.total_count - dp * tp * pp
     if idle:
-        warnings.append(f"{idle} GPU(s) stay idle: {hardware.total_count} is not a multiple of TP·PP={tp * pp}.")
+        why = f"DATA_PARALLEL_SIZE={dp}" if pinned else f"{hardware.total_count} is not a multiple of TP·PP={tp * pp}"
+        warnings.append(f"{idle} GPU(s) stay idle: {why}.")
     if dp == 1:
         return f"dp=1: one replica uses {tp * pp} GPU(s)."
     return f"dp={dp}: {dp} independent replicas of {tp * pp} GPU(s) share the requests."

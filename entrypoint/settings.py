@@ -213,6 +213,32 @@ SETTINGS: tuple[Setting, ...] = (
         default="4096",
     ),
     Setting(
+        "TENSOR_PARALLEL_SIZE",
+        "Pin TP (GPUs that split every layer, within one node); the planner plans the rest or says why it cannot. "
+        "Unset: planned.",
+        "4",
+        _integer(1, 16),
+    ),
+    Setting(
+        "PIPELINE_PARALLEL_SIZE",
+        "Pin PP (pipeline stages, each a group of layers). Unset: planned.",
+        "2",
+        _integer(1, 128),
+    ),
+    Setting(
+        "DATA_PARALLEL_SIZE",
+        "Pin DP (independent replicas). Unset: every GPU the TP x PP groups leave.",
+        "2",
+        _integer(1, 1024),
+    ),
+    Setting(
+        "EXPERT_PARALLEL",
+        "Expert parallelism for MoE models: auto (when TP > 1 and the experts divide evenly), true, or false.",
+        "true",
+        _boolean_or_auto,
+        default="auto",
+    ),
+    Setting(
         "DTYPE",
         "Activation and weight dtype for unquantized weights.",
         "bfloat16",
@@ -423,6 +449,10 @@ class Settings:
     port: int
     max_model_len: int | None
     typical_request_tokens: int
+    tensor_parallel_size: int | None
+    pipeline_parallel_size: int | None
+    data_parallel_size: int | None
+    expert_parallel: bool | Literal["auto"]
     dtype: str
     kv_cache_dtype: str
     quantization: str | None

@@ -13,6 +13,7 @@ from entrypoint.settings import BY_NAME
 
 ASSIGNMENT = re.compile(r"\b([A-Z][A-Z0-9_]+)=([^\s;,()]+)")
 NODES = re.compile(r"\b(\d+) nodes of ")
+UNSET = re.compile(r"\b([A-Z][A-Z0-9_]+)\b")
 
 
 def run(env: dict[str, str]) -> tuple[int, str]:
@@ -27,6 +28,8 @@ def suggestions(line: str) -> list[dict[str, str]]:
     fixes = []
     for text in line.split("; try ", 1)[1].split("; or "):
         changes = dict(ASSIGNMENT.findall(text))
+        if text.startswith("unset "):
+            changes = {name: "" for name in UNSET.findall(text.split("(")[0])}
         nodes = NODES.search(text)
         if nodes:
             count = int(nodes.group(1))
@@ -54,6 +57,14 @@ REFUSED = [
     ("Qwen3-14B-FP8", "A10:1", {"MAX_MODEL_LEN": "40960"}, None),
     ("Mixtral-8x7B-Instruct-v0.1", "A10G:2", {}, "ACCELERATORS=A10G:8"),
     ("Llama-3.1-8B-Instruct", "L4:1", {"MAX_MODEL_LEN": "131072", "MEM_FRACTION": "0.5"}, None),
+    # Pins that cannot hold it: letting the planner choose is a fix of its own, and every other fix keeps them.
+    (
+        "Llama-3.1-70B-Instruct",
+        "H100:4",
+        {"TENSOR_PARALLEL_SIZE": "1", "PIPELINE_PARALLEL_SIZE": "1"},
+        "unset TENSOR_PARALLEL_SIZE and PIPELINE_PARALLEL_SIZE",
+    ),
+    ("Llama-3.1-70B-Instruct", "H100:8", {"DATA_PARALLEL_SIZE": "8"}, "unset DATA_PARALLEL_SIZE"),
 ]
 
 

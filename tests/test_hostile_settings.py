@@ -69,6 +69,25 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("bf17", {}, 10, "one of"),
         ("bfloat16", {"ACCELERATORS": "T4:1"}, 13, "compute capability 8.0"),
     ],
+    "TENSOR_PARALLEL_SIZE": [
+        ("0", {}, 10, "between"),
+        ("3", {"ACCELERATORS": "H100:4"}, 10, "does not suit the model's 32 attention heads"),
+        ("8", {"ACCELERATORS": "H100:4"}, 10, "more than the 4 GPU(s) of one node"),
+        ("2", {"ENGINE": "vllm", "ACCELERATORS": "cpu"}, 13, "on the CPU path"),
+        ("two", {}, 10, "plain integer"),
+    ],
+    "PIPELINE_PARALLEL_SIZE": [
+        ("0", {}, 10, "between"),
+        ("33", {"ACCELERATORS": "H100:8"}, 10, "more than the model's 32 layers"),
+        ("3", {"ACCELERATORS": "H100:2"}, 10, "needs 3 GPUs, and there are 2"),
+        ("3", {"ACCELERATORS": "H100:8", **TWO_NODES}, 10, "does not split over SKYPILOT_NUM_NODES=2"),
+    ],
+    "DATA_PARALLEL_SIZE": [
+        ("0", {}, 10, "between"),
+        ("9", {"ACCELERATORS": "H100:8"}, 10, "needs 9 GPUs, and there are 8"),
+        ("2", {"ACCELERATORS": "H100:8", "TENSOR_PARALLEL_SIZE": "8"}, 10, "needs 16 GPUs"),
+    ],
+    "EXPERT_PARALLEL": [("sometimes", {}, 10, "use auto, true or false"), ("true", {}, 13, "the model is dense")],
     "KV_CACHE_DTYPE": [
         ("fp4", {}, 10, "one of"),
         ("float16", {}, 13, "not a KV cache dtype of sglang"),  # sglang has no float16 cache

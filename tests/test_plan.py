@@ -7,7 +7,7 @@ import pytest
 from entrypoint.errors import DoesNotFitError, SettingError, UnsupportedByEngineError
 from entrypoint.hardware.catalog import Accelerators, lookup
 from entrypoint.hardware.types import Hardware, from_accelerators
-from entrypoint.plan import valid_tensor_parallel_sizes
+from entrypoint.layout import valid_tensor_parallel_sizes
 from tests.support.planning import plan_env
 
 
@@ -218,8 +218,8 @@ def test_a_small_model_on_two_nodes_is_planned_with_a_warning_to_use_replicas(mo
 
 
 def test_layers_bound_the_pipeline_stages(models):
+    from entrypoint.layout import candidate_layouts
     from entrypoint.model.shape import ModelShape
-    from entrypoint.plan import candidate_layouts
 
     shape = ModelShape("x", 2, 1, 3, 1, 1, 1, 1, "bfloat16")  # 2 layers, 3 heads: TP=1 only
     assert candidate_layouts(shape, from_accelerators(Accelerators(None, 1))) == [(1, 1)]
@@ -347,3 +347,48 @@ def test_a_context_with_room_for_one_sequence_names_one_with_room_for_four(model
     assert longer.concurrency.at_max_model_len < 4
     # An explicit context is the user's choice: no such warning.
     assert not any("run at once" in w for w in shorter.warnings + longer.warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "accelerators", "env", "expected"),
+    [
+        # (tp, pp, dp, ep): a pin fixes one size, the planner plans the rest.
+        ("Llama-3.1-8B-Instruct", "H100:8", {"TENSOR_PARALLEL_SIZE": "4"}, (4, 1, 2, 1)),
+        ("Llama-3.1-70B-Instruct", "H100:8", {"PIPELINE_PARALLEL_SIZE": "2"}, (2, 2, 2, 1)),
+        ("Llama-3.1-8B-Instruct", "H100:8", {"DATA_PARALLEL_SIZE": "2"}, (1, 1, 2, 1)),
+        ("Llama-3.1-70B-Instruct", "H100:8", {"DATA_PARALLEL_SIZE": "2"}, (4, 1, 2, 1)),  # TP=2 cannot hold 70B
+        ("Qwen3-30B-A3B", "L40S:4", {"EXPERT_PARALLEL": "false"}, (2, 1, 2, 1)),
+        ("Qwen3-30B-A3B", "H100:2", {"EXPERT_PARALLEL": "true", "ENGINE": "vllm"}, (1, 1, 2, 2)),
+        ("Qwen3-30B-A3B", "H100:4", {"TENSOR_PARALLEL_SIZE": "4", "EXPERT_PARALLEL": "true"}, (4, 1, 1, 4)),
+    ],
+)
+def test_pinned_layouts(models, name, accelerators, env, expected):
+    plan = plan_for(models, name, accelerators, **env)
+    assert (plan.tp, plan.pp, plan.dp, plan.ep) == expected
+    if "TENSOR_PARALLEL_SIZE" in env:
+        assert f"tp={expected[0]}: set by TENSOR_PARALLEL_SIZE." in plan.reasons
+    if "PIPELINE_PARALLEL_SIZE" in env:
+        assert any(reason.startswith("pp=2: set by PIPELINE_PARALLEL_SIZE") for reason in plan.reasons)
+
+
+def test_a_pinned_data_parallel_size_says_which_gpus_idle(models):
+    plan = plan_for(models, "Llama-3.1-8B-Instruct", "H100:8", DATA_PARALLEL_SIZE="2")
+    assert "6 GPU(s) stay idle: DATA_PARALLEL_SIZE=2." in plan.warnings
+
+
+def test_a_pin_that_does_not_fit_says_so_and_offers_the_planners_layout(models):
+    with pytest.raises(DoesNotFitError) as caught:
+        plan_for(models, "Llama-3.1-70B-Instruct", "H100:4", TENSOR_PARALLEL_SIZE="1", PIPELINE_PARALLEL_SIZE="1")
+    assert "with TENSOR_PARALLEL_SIZE=1, PIPELINE_PARALLEL_SIZE=1;" in caught.value.message
+    assert caught.value.hint.startswith(
+        "try unset TENSOR_PARALLEL_SIZE and PIPELINE_PARALLEL_SIZE (the planner chooses the layout)"
+    )
+    # TP=1 alone still plans: the planner adds pipeline stages.
+    plan = plan_for(models, "Llama-3.1-70B-Instruct", "H100:4", TENSOR_PARALLEL_SIZE="1")
+    assert (plan.tp, plan.pp) == (1, 3)
+
+
+def test_expert_parallel_true_needs_a_group_that_splits_the_experts(models):
+    with pytest.raises(SettingError) as caught:
+        plan_for(models, "Qwen3-30B-A3B", "H100:1", EXPERT_PARALLEL="true")
+    assert "would spread the 128 experts over 1 GPU(s)" in caught.value.message
