@@ -9,6 +9,7 @@ here as one line and an exit code; secrets never reach the output.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -17,7 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TextIO, cast
 
-from . import __version__, launch, loopback, redact, render
+from . import __version__, fit, launch, loopback, redact, render
 from .engines import ENGINES
 from .errors import (
     READER_GONE,
@@ -36,6 +37,7 @@ USAGE = """usage: python -m entrypoint [COMMAND]
   (nothing), serve [FLAGS]   plan, then exec the engine (FLAGS are appended to its argv)
   -FLAG ...                  the same as `serve -FLAG ...`
   plan [--json]              print the plan and the engine command, start nothing
+  fit [--json]               every GPU shape that holds TARGET_MODEL at its full context, cheapest first
   health                     exit 0 when the local server's /health answers 200
   version, --version         print this tool's version and the engine's
   help, --help, -h           this text and the settings
@@ -171,6 +173,27 @@ def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO
     return 0
 
 
+def fit_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    """Every catalogue shape that holds TARGET_MODEL at its full context, cheapest first."""
+    parser = _Parser(prog="python -m entrypoint fit", description="what to rent for TARGET_MODEL")
+    parser.add_argument("--json", action="store_true", help="one JSON object for pipelines")
+    args = parser.parse_args(argv)
+    settings = load(environ)
+    engine = ENGINES[settings.engine]
+    model, draft, notes = launch.read_models(settings)
+    for note in notes:
+        print(f"warning: {note}", file=stderr)
+    found = fit.fits(settings, model, engine, draft)
+    if not found:
+        raise fit.nothing_fits(model, engine)
+    if args.json:
+        shapes = [row.to_json() for row in found]
+        print(json.dumps({"model": model.name, "engine": engine.name, "shapes": shapes}, indent=2), file=stdout)
+    else:
+        print(fit.as_table(model, engine, found), file=stdout)
+    return 0
+
+
 def health(argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
     """The image's HEALTHCHECK: /health needs no API key on either engine; 0 healthy, 1 not (Docker's codes)."""
     _Parser(prog="python -m entrypoint health", description="exit 0 when /health answers 200").parse_args(argv)
@@ -221,6 +244,7 @@ def passthrough(argv: Sequence[str]) -> int:
 COMMANDS: dict[str, Command] = {
     "serve": serve,
     "plan": plan_command,
+    "fit": fit_command,
     "health": health,
     "version": version,
     "help": usage,

@@ -161,12 +161,18 @@ def repeated_flags(planned: Sequence[str], added: Sequence[str]) -> list[str]:
 def plan_for(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> tuple[Plan, ModelInfo]:
     """GPUs, then config.json and safetensors headers (target, then draft), then the plan."""
     hardware = resolve_hardware(settings, engine, environ)
+    model, draft, notes = read_models(settings)
+    plan = make_plan(settings, hardware, model, engine, draft)
+    return replace(plan, warnings=plan.warnings + tuple(notes)), model
+
+
+def read_models(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, list[str]]:
+    """The target's and (when speculative decoding names one) the draft's headers, and notes about them."""
     _quiet_hub_progress()
     offline = settings.hf_hub_offline
     model = read_model(settings.target_model, settings.hf_revision, settings.hf_token, offline=offline)
     draft, notes = _read_draft(settings, offline)
-    plan = make_plan(settings, hardware, model, engine, draft)
-    return replace(plan, warnings=plan.warnings + tuple(notes)), model
+    return model, draft, notes
 
 
 def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, list[str]]:

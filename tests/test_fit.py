@@ -1,0 +1,72 @@
+"""`python -m entrypoint fit`: every catalogue shape that holds the model at its full context, cheapest first,
+and each row is the plan `plan` gives for that ACCELERATORS."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.hostile import refused, run
+
+
+def fit_json(env: dict[str, str]) -> dict:
+    code, out, err = run(["fit", "--json"], {"PATH": "/usr/bin:/bin", **env})
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_an_8b_model_fits_two_l4_first_and_never_one(models):
+    shapes = fit_json({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct"))})["shapes"]
+    names = [shape["accelerators"] for shape in shapes]
+    assert names[0] == "L4:2"  # one L4 holds only 17408 of its 131072 tokens
+    assert "L4:1" not in names
+    assert all(shape["max_model_len"] == 131072 for shape in shapes)
+    priced = [shape["usd_per_hour"] for shape in shapes if shape["usd_per_hour"] is not None]
+    assert priced == sorted(priced)
+    assert not any(name.startswith("MI3") for name in names)  # the CUDA images
+    assert all(shape["nodes"] == 1 for shape in shapes)  # one node of every GPU that holds it is enough
+
+
+def test_a_shorter_context_fits_more(models):
+    shapes = fit_json({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "MAX_MODEL_LEN": "8192"})["shapes"]
+    assert shapes[0]["accelerators"] == "L4:1" and shapes[0]["max_model_len"] == 8192
+
+
+def test_two_nodes_only_where_one_node_of_that_gpu_does_not_hold_it(models):
+    shapes = fit_json({"TARGET_MODEL": str(models("Llama-3.1-405B-Instruct"))})["shapes"]
+    two_nodes = {shape["accelerators"] for shape in shapes if shape["nodes"] == 2}
+    one_node = {shape["accelerators"].split(":")[0] for shape in shapes if shape["nodes"] == 1}
+    assert "H100:8" in two_nodes and "H100" not in one_node
+    assert not {name.split(":")[0] for name in two_nodes} & one_node
+
+
+@pytest.mark.parametrize("name", ["Llama-3.1-70B-Instruct", "Qwen3-30B-A3B"])
+def test_every_row_is_what_plan_gives(models, name):
+    base = {"TARGET_MODEL": str(models(name)), "ENGINE": "vllm"}
+    for shape in fit_json(base)["shapes"]:
+        env = {**base, "ACCELERATORS": shape["accelerators"]}
+        if shape["nodes"] > 1:
+            env.update(SKYPILOT_NUM_NODES=str(shape["nodes"]), SKYPILOT_NODE_IPS="10.0.0.1\n10.0.0.2")
+        code, out, err = run(["plan", "--json"], {"PATH": "/usr/bin:/bin", **env})
+        assert code == 0, err
+        plan = json.loads(out)
+        assert (plan["tp"], plan["pp"], plan["dp"], plan["ep"]) == (shape["tp"], shape["pp"], shape["dp"], shape["ep"])
+        assert plan["memory_per_gpu"]["kv_tokens"] == shape["kv_tokens"]
+
+
+def test_the_table_for_people(models):
+    code, out, _ = run(["fit"], {"PATH": "/usr/bin:/bin", "TARGET_MODEL": str(models("Llama-3.1-8B-Instruct"))})
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith("at 131072 tokens with sglang, cheapest first")
+    assert lines[3].split()[:6] == ["L4:2", "1", "2", "1", "1", "1"]
+
+
+def test_nothing_fits_is_exit_40(models):
+    env = {"TARGET_MODEL": str(models("Llama-3.1-70B-Instruct")), "MEM_FRACTION": "0.01"}
+    refused(env, 40, "no catalogue shape", ["fit"], text="MAX_MODEL_LEN")
+
+
+def test_fit_refuses_unknown_arguments(models):
+    refused({"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct"))}, 2, "--jsn", ["fit", "--jsn"])
