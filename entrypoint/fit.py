@@ -67,7 +67,7 @@ class Fit:
 def fits(settings: Settings, model: ModelInfo, engine: Engine, draft: ModelInfo | None = None) -> list[Fit]:
     """The shapes that serve the full context, cheapest first (typical price, then fewer GPUs); unpriced last."""
     target = settings.max_model_len or model.shape.max_position or MIN_CONTEXT
-    found = []
+    found: list[Fit] = []
     for gpu in GPUS:
         if gpu.vendor not in engine.gpu_vendors:
             continue
