@@ -80,7 +80,7 @@ def main() -> None:
         "TARGET_MODEL": str(model),
         "ENGINE": "vllm",
         "ACCELERATORS": "cpu",
-        "MEM_FRACTION": "0.1",
+        "MEM_FRACTION": "0.2",  # 1-3 GiB of KV cache once the CPU path's 2 GiB reserve is out
         "MAX_MODEL_LEN": "1024",
     }
     rows = []

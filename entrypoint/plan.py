@@ -114,6 +114,7 @@ class _Sizing:
     # A speculative draft runs with the target's TP on every replica (both engines' default).
     draft_bytes: int = 0
     pins: Pins = field(default_factory=Pins)
+    kv_unit: int = 1  # the KV cache is given to the engine in whole units of this (Engine.cpu_kv_cache_unit_bytes)
 
     @property
     def budget(self) -> int:
@@ -138,7 +139,8 @@ class _Sizing:
 
     def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """What is left for the KV cache on one GPU once weights and reserve are placed."""
-        return self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
+        left = self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
+        return left // self.kv_unit * self.kv_unit
 
     def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Longest single sequence whose KV cache fits next to the weights."""
@@ -185,7 +187,8 @@ def make_plan(
     kv_dtype, kv_bytes = _kv_cache_dtype(settings.kv_cache_dtype, dtype, hardware, engine, reasons)
     pins = Pins.from_settings(settings)
     check_pins(pins, shape, hardware)
-    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, kv_bytes, draft_bytes, pins)
+    kv_unit = engine.cpu_kv_cache_unit_bytes if hardware.is_cpu else 1
+    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, kv_bytes, draft_bytes, pins, kv_unit)
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     layout = _search(sizing, target, explicit)
     if layout is None:

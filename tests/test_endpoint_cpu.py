@@ -239,6 +239,11 @@ def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
     log = server.log()
     assert returncode == 0, log[-3000:]
     assert "(IDLE_TIMEOUT_MIN)" in log
+    # The self-check: what vLLM says it allocated (cache_config_info) against the plan, within 1%.
+    check = re.search(r"kv cache: planned ([\d,]+) tokens, engine allocated ([\d,]+) \(([+-][\d.]+)%\)", log)
+    assert check, log[-3000:]
+    assert abs(float(check.group(3))) <= 1.0, check.group(0)
+    assert values["inference_endpoint_kv_cache_tokens_allocated"] == int(check.group(2).replace(",", ""))
     assert 18 <= stop_latency < 18 + 60
     assert session_processes(server.process.pid) == []
     print(

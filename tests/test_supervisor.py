@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from entrypoint.engines import ENGINES
 from entrypoint.settings import load
-from entrypoint.supervise.engine_metrics import Usage, cost, read_usage
+from entrypoint.supervise.engine_metrics import Usage, cost, kv_check, read_kv_tokens, read_usage
 from entrypoint.supervise.prices import SOURCE, GpuPrice
 from entrypoint.supervise.supervisor import limits_from
 from tests.support.cli import free_port, report, start_cli
@@ -71,9 +71,64 @@ def test_sglang_metrics_come_from_sglang_itself(engine_envs, models):
         "counter",
         "gauge",
     } and exported[names.running][0] == "gauge"
+    assert read_kv_tokens(live.stdout, names) == 400_000  # the family the self-check reads, as sglang emits it
     recorded = families((METRICS / "sglang-0.5.23.txt").read_text())
     sglang_only = {name: value for name, value in exported.items() if name.startswith("sglang:")}
     assert sglang_only == {name: value for name, value in recorded.items() if name.startswith("sglang:")}
+
+
+@pytest.mark.parametrize(
+    ("engine", "fixture", "tokens"),
+    [("sglang", "sglang-0.5.23.txt", 400_000), ("vllm", "vllm-0.32.0-cpu.txt", 2_097_152)],
+)
+def test_the_kv_cache_the_engine_reports(engine, fixture, tokens):
+    """vLLM: cache_config_info's kv_cache_size_tokens label (the real CPU server's scrape); sglang: the
+    max_total_num_tokens gauge (its own collector)."""
+    assert read_kv_tokens((METRICS / fixture).read_text(), ENGINES[engine].metric_names) == tokens
+    assert read_kv_tokens("# nothing yet\n", ENGINES[engine].metric_names) is None
+
+
+@pytest.mark.parametrize(
+    ("planned", "allocated", "shown", "report"),
+    [(415_498, 400_000, "(-3.7%)", False), (100_000, 116_000, "(+16.0%)", True), (100_000, 85_000, "(-15.0%)", False)],
+)
+def test_kv_check_line(planned, allocated, shown, report):
+    line, off = kv_check(planned, allocated)
+    assert line == f"kv cache: planned {planned:,} tokens, engine allocated {allocated:,} {shown}"
+    assert off is report
+
+
+@pytest.mark.parametrize(("mem_fraction", "warned"), [("0.85", False), ("0.5", True)])
+def test_the_kv_cache_is_checked_once_the_engine_is_ready(serve_env, mem_fraction, warned):
+    """The stand-in serves sglang's own recorded /metrics (400,000 tokens); Llama-3.1-8B on one H100 at 0.85
+    plans within a few percent of it, at 0.5 far below, which asks for a report."""
+    port, metrics_port = free_port(), free_port()
+    env = serve_env(
+        "sglang",
+        FAKE_ENGINE_SLEEP="60",
+        FAKE_ENGINE_METRICS=str(METRICS / "sglang-0.5.23.txt"),
+        PORT=str(port),
+        METRICS_PORT=str(metrics_port),
+        MEM_FRACTION=mem_fraction,
+    )
+    process = start_cli(env)
+    wait_for_report(env)
+    deadline, value = time.monotonic() + 20, None
+    while time.monotonic() < deadline and not value:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+            gauges = {f.name: f.samples[0].value for f in text_string_to_metric_families(text) if f.samples}
+            value = gauges.get("inference_endpoint_kv_cache_tokens_allocated")
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert value == 400_000
+    (line,) = [line for line in stderr.splitlines() if "kv cache: planned" in line]
+    planned = gauges["inference_endpoint_kv_cache_tokens_planned"]
+    assert line == "supervisor: " + kv_check(int(planned), 400_000)[0]
+    assert ("please report it" in stderr) is warned
 
 
 def test_activity_is_a_request_in_flight_or_finished():

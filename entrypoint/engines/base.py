@@ -96,6 +96,9 @@ class MetricNames:
     requests: str  # counter of requests finished
     running: str  # gauge of requests in flight
     generation_tokens: str  # counter of generated tokens
+    # The KV cache the engine allocated, in tokens: the family, and the label that holds it (None: the value).
+    kv_tokens: str = ""
+    kv_tokens_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,9 @@ class Engine:
     compatible_quantization: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # KV_CACHE_DTYPE values -> the engine's --kv-cache-dtype spelling; a value missing here is refused.
     kv_cache_dtypes: Mapping[str, str] = field(default_factory=dict)
+    # The CPU path's KV cache is given to the engine in whole units of this many bytes (vLLM: whole GiB of
+    # VLLM_CPU_KVCACHE_SPACE), so the plan counts what the engine will really get.
+    cpu_kv_cache_unit_bytes: int = 1
     # The KV cache dtypes the engine's CPU attention takes (the CPU path only).
     cpu_kv_cache_dtypes: frozenset[str] = frozenset({"auto"})
     # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds

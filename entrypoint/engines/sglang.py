@@ -212,7 +212,10 @@ ENGINE = Engine(
     build=build,
     # observability/metrics_collector.py (sglang) and v1/metrics/loggers.py (vLLM) at the pinned versions.
     metric_names=MetricNames(
-        requests="sglang:num_requests", running="sglang:num_running_reqs", generation_tokens="sglang:generation_tokens"
+        requests="sglang:num_requests",
+        running="sglang:num_running_reqs",
+        generation_tokens="sglang:generation_tokens",
+        kv_tokens="sglang:max_total_num_tokens",  # emitted once at start-up (emit_constants)
     ),
     kv_cache_dtypes=KV_CACHE_DTYPES,
     checkpoint_quantization=frozenset(

@@ -165,7 +165,7 @@ def build(request: ServeRequest) -> Command:
         env[API_KEY_VARIABLE] = request.api_key
     if plan.on_cpu:
         # The CPU backend sizes its KV cache from this variable (GiB), not from memory utilization.
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, plan.memory_per_gpu.kv_cache_bytes // GIB))
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(plan.memory_per_gpu.kv_cache_bytes // GIB)  # whole GiB (planned so)
     return Command(argv=tuple(argv), env=env)
 
 
@@ -194,13 +194,19 @@ ENGINE = Engine(
     api_key_variable=API_KEY_VARIABLE,
     build=build,
     metric_names=MetricNames(
-        requests="vllm:request_success", running="vllm:num_requests_running", generation_tokens="vllm:generation_tokens"
+        requests="vllm:request_success",
+        running="vllm:num_requests_running",
+        generation_tokens="vllm:generation_tokens",
+        # cache_config_info's label: concurrency x max_model_len, what the start-up log calls "KV cache size".
+        kv_tokens="vllm:cache_config_info",
+        kv_tokens_label="kv_cache_size_tokens",
     ),
     supports_cpu=True,
     # --kv-cache-dtype choices at 0.32 (config/cache.py); the CPU attention backend takes only auto and FP8
     # (v1/attention/backends/cpu_attn.py, supported_kv_cache_dtypes).
     kv_cache_dtypes=KV_CACHE_DTYPES,
     cpu_kv_cache_dtypes=frozenset({"auto", "fp8", "fp8_e4m3", "fp8_e5m2"}),
+    cpu_kv_cache_unit_bytes=GIB,
     checkpoint_quantization=frozenset(
         {"awq", "auto_awq", "awq_marlin", "gptq", "auto_gptq", "gptq_marlin", "moe_wna16", "compressed-tensors"}
     ),

@@ -49,6 +49,35 @@ def read_usage(text: str, names: MetricNames) -> Usage:
     )
 
 
+def read_kv_tokens(text: str, names: MetricNames) -> int | None:
+    """The KV cache the engine allocated, in tokens (the smallest over replicas and ranks); None before it says."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = []
+    for family in text_string_to_metric_families(text):
+        if family.name != names.kv_tokens:
+            continue
+        for sample in family.samples:
+            raw = sample.labels.get(names.kv_tokens_label, "") if names.kv_tokens_label else str(sample.value)
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            if value > 0:
+                found.append(int(value))
+    return min(found) if found else None
+
+
+KV_GAP_TO_REPORT = 0.15  # a plan off by more than this asks for a report
+
+
+def kv_check(planned: int, allocated: int) -> tuple[str, bool]:
+    """The start-up line comparing the plan with the engine, and whether the gap is worth a report."""
+    gap = (allocated - planned) / planned if planned else 0.0
+    line = f"kv cache: planned {planned:,} tokens, engine allocated {allocated:,} ({gap:+.1%})"
+    return line, abs(gap) > KV_GAP_TO_REPORT
+
+
 @dataclass(frozen=True)
 class Cost:
     hourly_usd: float  # all GPUs of this deployment

@@ -33,7 +33,7 @@ from ..errors import ENGINE_EXITED_UNASKED, SettingError
 from ..launch import Launch
 from ..plan import Plan
 from ..settings import Settings
-from .engine_metrics import Usage, cost, read_usage
+from .engine_metrics import KV_GAP_TO_REPORT, Usage, cost, kv_check, read_kv_tokens, read_usage
 from .prices import GpuPrice, gpu_price
 
 
@@ -96,6 +96,9 @@ class Exporter:
         self.idle = gauge("idle_seconds", "Seconds since the last request was in flight or finished")
         self.requests = gauge("requests", "Requests the engine has finished")
         self.tokens = gauge("generation_tokens", "Tokens the engine has generated")
+        self.kv_planned = gauge("kv_cache_tokens_planned", "KV cache tokens per replica the plan expects")
+        self.kv_planned.set(plan.memory_per_gpu.kv_tokens)
+        self.kv_allocated = gauge("kv_cache_tokens_allocated", "KV cache tokens per replica the engine reports")
         if price is not None:  # which price the cost figures use, and where it came from
             Gauge(
                 "inference_endpoint_gpu_hourly_usd",
@@ -169,6 +172,7 @@ class Supervisor:
         ready_at: float | None = None
         last_active = started
         previous: Usage | None = None
+        kv_checked = False
         while True:
             if self.forwarded is not None:
                 return self._wait_after_signal(child)
@@ -176,11 +180,13 @@ class Supervisor:
             if code is not None:
                 return self._engine_exited(code, ready_at is not None)
             now = self.clock()
-            usage = self._scrape()
+            usage, text = self._scrape()
             if usage is not None:
                 if ready_at is None:
                     ready_at = last_active = now
                     self._say(f"engine ready after {ready_at - started:.1f} s")
+                if not kv_checked:
+                    kv_checked = self._check_kv_cache(text, exporter)
                 if usage.busier_than(previous):
                     last_active = now
                 previous = usage
@@ -203,12 +209,32 @@ class Supervisor:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=wait)
 
-    def _scrape(self) -> Usage | None:
+    def _scrape(self) -> tuple[Usage | None, str]:
         try:
             _, body = loopback.get(self.port, "/metrics", self.tls)
-            return read_usage(body.decode("utf-8", "replace"), self.engine.metric_names)
+            text = body.decode("utf-8", "replace")
+            return read_usage(text, self.engine.metric_names), text
         except (OSError, ValueError):
-            return None  # not up yet, or busy: the next poll tries again
+            return None, ""  # not up yet, or busy: the next poll tries again
+
+    def _check_kv_cache(self, text: str, exporter: Exporter | None) -> bool:
+        """Once the engine reports its KV cache: the plan against it, in the log and as metrics (ADR 0017)."""
+        try:
+            allocated = read_kv_tokens(text, self.engine.metric_names)
+        except ValueError:
+            return False
+        if allocated is None:
+            return False
+        line, off = kv_check(self.plan.memory_per_gpu.kv_tokens, allocated)
+        self._say(line)
+        if off:
+            self._say(
+                "warning: the plan's KV cache is off by more than "
+                f"{KV_GAP_TO_REPORT:.0%}; please report it with this log and `plan --json`"
+            )
+        if exporter:
+            exporter.kv_allocated.set(allocated)
+        return True
 
     def _export(
         self, exporter: Exporter, usage: Usage | None, elapsed: float, time_to_ready: float | None, idle: float

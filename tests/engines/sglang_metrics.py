@@ -2,7 +2,8 @@
 
 sglang cannot serve without a GPU, so its /metrics cannot be scraped here. This builds the same
 prometheus_client families the server exports (the scheduler's and the tokenizer manager's collectors, from
-the pinned sglang) and drives them through their own methods: `log_stats` with 3 running requests, then
+the pinned sglang) and drives them through their own methods: `emit_constants` with a KV cache of 400,000
+tokens (what a scheduler emits once its pool is allocated), `log_stats` with 3 running requests, then
 `observe_one_finished_request` for 30 plain and 12 streamed requests that generate 12,345 tokens in all.
 
 usage: python sglang_metrics.py MODEL_DIR SERVED_NAME  -> the exposition text on stdout
@@ -26,6 +27,7 @@ from sglang.srt.observability.metrics_collector import (
 from sglang.srt.server_args import ServerArgs
 
 RUNNING = 3
+KV_TOKENS = 400_000
 FINISHED = ((False, 30, 10_000), (True, 12, 2_345))  # (streamed, requests, generated tokens)
 
 
@@ -45,6 +47,18 @@ def main() -> None:
             "pp_rank": 0,
             "moe_ep_rank": 0,
         },
+    )
+    scheduler.emit_constants(
+        max_total_num_tokens=KV_TOKENS,
+        max_total_num_tokens_swa=None,
+        weight_memory_usage_gb=14.2,
+        kv_cache_memory_usage_gb=21.4,
+        graph_memory_usage_gb={"decode": 0.6},
+        max_running_requests_under_SLO=None,
+        page_size=1,
+        num_pages=KV_TOKENS,
+        context_len=32768,
+        startup_available_gpu_memory_gb=78.6,
     )
     scheduler.log_stats(SchedulerStats(num_running_reqs=QueueCount(total=RUNNING)))
     tokenizer = TokenizerMetricsCollector(server_args=server_args, labels=labels)
