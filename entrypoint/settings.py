@@ -276,11 +276,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MEM_FRACTION",
-        "Fraction of each GPU's memory the engine may use for weights and KV cache (on the CPU path: of the NUMA "
-        "node's memory within the cgroup limit, and never more than is available at start-up).",
+        "Passed unchanged to the engine's own memory flag: vLLM --gpu-memory-utilization (all it allocates on a "
+        "GPU; on the CPU path a fraction of the NUMA node's memory, at most what is available), sglang "
+        "--mem-fraction-static (weights and KV cache only). Unset: the engine's own choice, which the plan "
+        "reproduces (vLLM 0.92; sglang's automatic value from GPU memory, TP and graphs).",
         "0.9",
         _fraction,
-        default="0.85",
     ),
     Setting(
         "HF_TOKEN",
@@ -456,7 +457,7 @@ class Settings:
     dtype: str
     kv_cache_dtype: str
     quantization: str | None
-    mem_fraction: float
+    mem_fraction: float | None
     hf_token: str | None
     hf_revision: str | None
     trust_remote_code: bool

@@ -10,6 +10,8 @@ is rejected, misspelt or lands on the wrong option fails here.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from entrypoint import launch, redact
 from entrypoint.engines import ENGINES
 from entrypoint.errors import EntrypointError, RemovedFlagError
+from tests.support.paths import TESTS
 from tests.support.planning import plan_env
 
 pytestmark = pytest.mark.engines
@@ -99,7 +102,8 @@ def expected_sglang(env: dict, plan) -> dict:
         "context_length": plan.max_model_len,
         "dtype": plan.dtype,
         "kv_cache_dtype": {"auto": "auto", "fp8": "fp8_e4m3"}[plan.kv_cache_dtype],
-        "mem_fraction_static": plan.mem_fraction,
+        # Unset: not passed, so sglang's parser leaves it None and resolves its own (test below).
+        "mem_fraction_static": float(env["MEM_FRACTION"]) if "MEM_FRACTION" in env else None,
         "quantization": env.get("QUANTIZATION"),
         "revision": env.get("HF_REVISION"),
         "trust_remote_code": env.get("TRUST_REMOTE_CODE") == "true",
@@ -143,6 +147,7 @@ def expected_vllm(env: dict, plan) -> dict:
         "max_model_len": plan.max_model_len,
         "dtype": plan.dtype,
         "kv_cache_dtype": plan.kv_cache_dtype,
+        # Unset: not passed, and the parser's own default is the 0.92 the plan used.
         "gpu_memory_utilization": plan.mem_fraction,
         "quantization": env.get("QUANTIZATION"),
         "revision": env.get("HF_REVISION"),
@@ -246,3 +251,45 @@ def test_secret_flags_in_every_spelling_the_engine_takes(engine, engine_parser):
         assert redact.secret_flag(spelling, ours.secret_flags, ours.not_abbreviations) == "--api-key"
         if result["ok"]:  # taken: then as the key, which is why we hide it
             assert result["args"]["api_key"] in ("sk-0123456789abcdef", ["sk-0123456789abcdef"]), spelling
+
+
+# (fixture model, GPU, TP, PP): the automatic --mem-fraction-static as sglang resolves it, against ours.
+SGLANG_MEMORY = [
+    ("Llama-3.1-8B-Instruct", "H100", 1, 1),
+    ("Llama-3.1-8B-Instruct", "H100", 8, 1),
+    ("Llama-3.1-8B-Instruct", "L4", 1, 1),
+    ("Llama-3.1-8B-Instruct", "T4", 1, 1),
+    ("Llama-3.1-8B-Instruct", "A100", 2, 1),
+    ("Llama-3.1-70B-Instruct", "H200", 8, 1),
+    ("Llama-3.1-70B-Instruct", "B200", 4, 2),  # pipeline stages: no prefill graphs
+    ("Llama-3.1-70B-Instruct", "A10G", 4, 1),
+    ("DeepSeek-V2-Lite-Chat", "A100-80GB", 2, 1),  # MLA: its own prefill-graph reserve
+    ("DeepSeek-V3", "H200", 8, 1),
+]
+
+
+def test_sglangs_own_memory_fraction_is_what_the_plan_uses(engine_envs, models):
+    """sglang resolves --mem-fraction-static itself when none is given (arg_groups/memory_hook.py); its own
+    resolution, run with each GPU's memory (tests/engines/sglang_memory.py), gives the fraction we plan with."""
+    import json
+
+    from entrypoint.engines.sglang import auto_mem_fraction
+    from entrypoint.hardware.catalog import lookup
+
+    cases = [
+        {"model": str(models(name)), "gpu_mib": lookup(gpu).memory_mib, "tp": tp, "pp": pp}
+        for name, gpu, tp, pp in SGLANG_MEMORY
+    ]
+    result = subprocess.run(
+        [str(engine_envs["sglang"] / "bin" / "python"), str(TESTS / "engines" / "sglang_memory.py"), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    resolved = json.loads(result.stdout.splitlines()[-1])
+    for (name, gpu, tp, pp), case, theirs in zip(SGLANG_MEMORY, cases, resolved, strict=True):
+        mla = name.startswith("DeepSeek")
+        ours = auto_mem_fraction(case["gpu_mib"], tp, pp, mla)
+        assert ours == theirs["mem_fraction_static"], (name, gpu, tp, pp, theirs)

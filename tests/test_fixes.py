@@ -44,7 +44,9 @@ def suggestions(line: str) -> list[dict[str, str]]:
 # (model, ACCELERATORS, other settings, a suggestion that must be among them or None)
 REFUSED = [
     ("Llama-3.1-70B-Instruct", "A100:4", {}, "ACCELERATORS=A100:8"),
-    ("Llama-3.1-70B-Instruct", "A100:4", {"ENGINE": "vllm"}, "QUANTIZATION=fp8"),
+    ("Llama-3.1-70B-Instruct", "A100:2", {"ENGINE": "vllm"}, "QUANTIZATION=fp8"),
+    # sglang's own fraction on an L4 (0.684) cannot hold 8B; the smallest MEM_FRACTION that can is named.
+    ("Llama-3.1-8B-Instruct", "L4:1", {}, "MEM_FRACTION=0.72 (now 0.684"),
     ("Llama-3.1-70B-Instruct", "L4:1", {}, "ACCELERATORS=L4:8"),
     ("Llama-3.1-70B-Instruct", "H100:1", {"MAX_MODEL_LEN": "131072"}, "ACCELERATORS=B300:1"),
     ("Llama-3.1-405B-Instruct", "H100:8", {}, "2 nodes of ACCELERATORS=H100:8"),

@@ -297,7 +297,7 @@ def test_cpu_plan_is_bounded_by_what_is_available(models):
     assert memory.kv_cache_bytes == left // 2**30 * 2**30
     roomy = replace(cpu, available_bytes=31 * 2**30)
     _, plan = plan_env({"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct-AWQ")), "ENGINE": "vllm"}, hardware=roomy)
-    assert plan.memory_per_gpu.budget_bytes == int(32 * 2**30 * 0.85)
+    assert plan.memory_per_gpu.budget_bytes == int(32 * 2**30 * 0.92)  # vLLM's own --gpu-memory-utilization
 
 
 @pytest.mark.engines

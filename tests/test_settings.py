@@ -57,7 +57,7 @@ def test_defaults():
     assert (settings.engine, settings.port, settings.mem_fraction, settings.dtype, settings.spec_enabled) == (
         "sglang",
         8000,
-        0.85,
+        None,  # the engine's own fraction
         "auto",
         False,
     )

@@ -75,6 +75,13 @@ def model_source_flags(request: ServeRequest) -> list[str]:
     return flags
 
 
+def memory_flags(request: ServeRequest, rules: MemoryRules) -> list[str]:
+    """MEM_FRACTION, passed unchanged to the engine's own flag; unset, the engine keeps its own value (which
+    the plan reproduced)."""
+    plan = request.plan
+    return [rules.flag, str(plan.mem_fraction)] if plan.mem_fraction_set else []
+
+
 def kv_cache_dtype_flags(request: ServeRequest, spelling: Mapping[str, str]) -> list[str]:
     """Both engines take --kv-cache-dtype, with their own values (`Engine.kv_cache_dtypes`); auto is the default."""
     kv_dtype = request.plan.kv_cache_dtype
@@ -99,6 +106,29 @@ class MetricNames:
     # The KV cache the engine allocated, in tokens: the family, and the label that holds it (None: the value).
     kv_tokens: str = ""
     kv_tokens_label: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoryRules:
+    """How the engine's memory flag divides a device, at the pinned version (docs/adr/0018).
+
+    The planner gives weights plus KV cache `fraction x (device memory - startup_bytes)` and keeps
+    `reserve_bytes` of that for what the engine allocates inside its fraction besides weights and KV cache.
+    """
+
+    flag: str  # the engine's own flag, which MEM_FRACTION is passed to unchanged
+    # The engine's own fraction when MEM_FRACTION is unset: (device MiB, TP, PP, MLA attention) -> fraction.
+    default_fraction: Callable[[int, int, int, bool], float]
+    # Memory already gone when the fraction is applied, by GPU: (TP x PP, NVLink) -> bytes.
+    startup_bytes: Callable[[int, bool], int]
+    reserve_bytes: int  # inside the fraction, beside weights and KV cache, on a GPU
+    cpu_reserve_bytes: int = 0  # the same on the CPU path
+    # Architectures whose sliding-window layers get a window-sized pool; None: every model's do. The others'
+    # sliding layers cache every token, like full attention.
+    sliding_window_architectures: frozenset[str] | None = None
+    # With a pool of its own, how big the sliding layers' pool is next to the full layers' (None: each
+    # sequence keeps at most its window, as vLLM's hybrid allocator does).
+    swa_pool_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +160,7 @@ class Engine:
     api_key_variable: str
     build: Callable[[ServeRequest], Command]
     metric_names: MetricNames
+    memory: MemoryRules
     supports_cpu: bool = False
     # Flags of their own that are also prefixes of a secret flag, so not abbreviations of it (checked against
     # the engine's parser in tests/test_contract.py).

