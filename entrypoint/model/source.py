@@ -110,7 +110,7 @@ def _local_shards(folder: str, name: str) -> list[str]:
     if os.path.exists(index_path):
         # The index decides which files the engine loads (Mistral repos also
         # ship a consolidated.safetensors that must not be counted twice).
-        names = sorted(set(_read_index(index_path, name).values()))
+        names = sorted(_indexed_shards(index_path, name))
         if not names:
             raise CorruptCheckpointError(f"{name}: {INDEX_FILE} lists no tensors", "download the model again")
         outside = [shard for shard in names if os.path.isabs(shard) or os.pardir in shard.split("/") or "\\" in shard]
@@ -146,17 +146,19 @@ def _local_shards(folder: str, name: str) -> list[str]:
     return files
 
 
-def _read_index(path: str, name: str) -> Mapping[str, str]:
+def _indexed_shards(path: str, name: str) -> set[str]:
+    """The shard files an index names (a set of its values, taken in C: DeepSeek-V3's maps 92,000 tensors)."""
     try:
         with open(path, encoding="utf-8") as handle:
             weight_map = json.load(handle)["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
+        shards = set(weight_map.values())
     except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptCheckpointError(
             f"{name}: {INDEX_FILE} is not a safetensors index ({exc})", "download the model again"
         ) from None
-    return {str(tensor): str(shard) for tensor, shard in weight_map.items()}
+    return {str(shard) for shard in shards}
 
 
 def _raise_no_safetensors(name: str, others: list[str]) -> None:
@@ -208,7 +210,7 @@ def _from_hub(repo: str, revision: str | None, token: str | None, variable: str)
             "check the repo's files, or pin HF_REVISION to a good commit",
         ) from None
     tensors = {
-        name: Tensor(dtype=info.dtype, shape=tuple(info.shape))
+        name: Tensor.of(info.dtype, tuple(info.shape))
         for file_metadata in metadata.files_metadata.values()
         for name, info in file_metadata.tensors.items()
     }
