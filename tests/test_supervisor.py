@@ -113,20 +113,12 @@ def test_the_kv_cache_is_checked_once_the_engine_is_ready(serve_env, mem_fractio
     )
     process = start_cli(env)
     wait_for_report(env)
-    deadline, value = time.monotonic() + 20, None
-    while time.monotonic() < deadline and not value:
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
-            gauges = {f.name: f.samples[0].value for f in text_string_to_metric_families(text) if f.samples}
-            value = gauges.get("inference_endpoint_kv_cache_tokens_allocated")
-        except OSError:
-            pass
-        time.sleep(0.2)
+    families = supervisor_metrics(metrics_port, "inference_endpoint_kv_cache_tokens_allocated")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
-    assert value == 400_000
+    assert families["inference_endpoint_kv_cache_tokens_allocated"].samples[0].value == 400_000
     (line,) = [line for line in stderr.splitlines() if "kv cache: planned" in line]
-    planned = gauges["inference_endpoint_kv_cache_tokens_planned"]
+    planned = families["inference_endpoint_kv_cache_tokens_planned"].samples[0].value
     assert line == "supervisor: " + kv_check(int(planned), 400_000)[0]
     assert ("please report it" in stderr) is warned
 
@@ -190,6 +182,19 @@ def wait_for_report(env: dict[str, str]) -> dict:
         time.sleep(0.05)
     time.sleep(0.2)
     return report(env)
+
+
+def supervisor_metrics(port: int, until: str, timeout: float = 20) -> dict:
+    """The supervisor's own /metrics families, once the family `until` has a non-zero sample (or the time is up)."""
+    deadline, families = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline and not (until in families and families[until].samples[0].value):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text) if f.samples}
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return families
 
 
 def alive(pid: int) -> bool:
@@ -269,16 +274,7 @@ def test_idle_engine_is_stopped_and_cost_is_exported(serve_env, price_setting, p
     )
     process = start_cli(env)
     engine = wait_for_report(env)
-    deadline = time.monotonic() + 20
-    families = {}
-    tokens = "inference_endpoint_generation_tokens"
-    while time.monotonic() < deadline and not (tokens in families and families[tokens].samples[0].value):
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
-            families = {f.name: f for f in text_string_to_metric_families(text) if f.samples}
-        except OSError:
-            pass
-        time.sleep(0.2)
+    families = supervisor_metrics(metrics_port, "inference_endpoint_generation_tokens")
     info = families["inference_endpoint_plan_info"].samples[0].labels
     assert (info["engine"], info["tp"], info["gpu"]) == ("vllm", "1", "H100")
     value = {name: family.samples[0].value for name, family in families.items()}
