@@ -16,7 +16,8 @@ from .errors import DoesNotFitError, EntrypointError
 from .hardware.catalog import GPUS, Accelerators, GpuSpec
 from .hardware.types import from_accelerators
 from .model.info import ModelInfo
-from .plan import GPUS_PER_NODE, MIN_CONTEXT, Plan, make_plan
+from .plan import Plan, make_plan
+from .sizing import GPUS_PER_NODE, MIN_CONTEXT
 from .supervise.prices import SOURCE, TYPICAL_SPOT_USD_PER_GPU_HOUR
 
 if TYPE_CHECKING:  # pure: the settings module is the configuration edge

@@ -14,29 +14,26 @@ and the KV cache must hold at least one sequence of `max_model_len` tokens
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import quantization
-from .engines.base import Engine, MemoryRules
-from .errors import DoesNotFitError, EntrypointError, SettingError, UnsupportedByEngineError
-from .hardware.catalog import GPUS, Accelerators, GpuSpec
-from .hardware.types import Hardware, from_accelerators
-from .layout import Pins, candidate_layouts, check_pins, expert_parallel, valid_tensor_parallel_sizes
+from . import fixes, quantization
+from .engines.base import Engine
+from .errors import EntrypointError, SettingError, UnsupportedByEngineError
+from .hardware.types import Hardware
+from .layout import Pins, check_pins, expert_parallel, valid_tensor_parallel_sizes
 from .model import kv
 from .model.info import ModelInfo
 from .model.shape import ModelShape
 from .model.weights import RUNTIME_DTYPE_BYTES, WeightEstimate, estimate
+from .sizing import CONTEXT_STEP, MIN_CONTEXT, Layout, Sizing, search
 from .speculative import Speculation
 from .speculative import resolve as resolve_speculation
-from .units import MIB, gib
+from .units import gib
 
 if TYPE_CHECKING:  # pure: the settings module is the configuration edge
     from .settings import Settings
 
-MIN_CONTEXT = 4096  # below this an automatic context is not worth serving
-CONTEXT_STEP = 1024  # automatic contexts are rounded down to a multiple of this
-GPUS_PER_NODE = 8  # the most GPUs one machine has; more are planned as several nodes
 # Both engines refuse bfloat16 below Ampere (vLLM 0.32 platforms/cuda.py: "Bfloat16 is only supported on GPUs
 # with compute capability of at least 8.0"), after the download.
 BF16_MIN_CAPABILITY = (8, 0)
@@ -98,76 +95,6 @@ class Plan:
         return data
 
 
-@dataclass(frozen=True)
-class _Sizing:
-    """Everything the fit arithmetic needs, so variants are cheap to try."""
-
-    shape: ModelShape
-    weights: WeightEstimate
-    hardware: Hardware
-    memory: MemoryRules  # the engine's
-    mem_fraction: float | None  # MEM_FRACTION; None: the engine's own, per layout
-    kv_dtype_bytes: int
-    # A speculative draft runs with the target's TP on every replica (both engines' default).
-    draft_bytes: int = 0
-    pins: Pins = field(default_factory=Pins)
-    kv_unit: int = 1  # the KV cache is given to the engine in whole units of this (Engine.cpu_kv_cache_unit_bytes)
-    swa_ratio: float | None = None  # the engine's SWA pool share (MemoryRules.swa_pool_ratio), for this model
-
-    def fraction(self, tp: int, pp: int) -> float:
-        """MEM_FRACTION, or what the engine itself picks for this layout."""
-        if self.mem_fraction is not None:
-            return self.mem_fraction
-        gpu_mib = self.hardware.memory_bytes // MIB
-        return self.memory.default_fraction(gpu_mib, tp, pp, self.shape.is_mla)
-
-    def budget(self, tp: int, pp: int) -> int:
-        """Bytes for weights, KV cache and reserve on one device. On the CPU path no more than is available
-        now, which the vLLM CPU worker checks the KV cache against (hardware.host)."""
-        hardware = self.hardware
-        if hardware.is_cpu:
-            budget = int(hardware.memory_bytes * self.fraction(tp, pp))
-            return budget if hardware.available_bytes is None else min(budget, hardware.available_bytes)
-        nvlink = bool(hardware.spec and hardware.spec.nvlink)
-        usable = hardware.memory_bytes - self.memory.startup_bytes(tp * pp, nvlink)
-        return int(usable * self.fraction(tp, pp))
-
-    @property
-    def reserve(self) -> int:
-        return self.memory.cpu_reserve_bytes if self.hardware.is_cpu else self.memory.reserve_bytes
-
-    def weights_per_gpu(self, tp: int, pp: int, expert_split: int = 0) -> int:
-        """Weights on one GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
-        expert_split = expert_split or tp
-        return math.ceil(
-            self.weights.dense_bytes / (tp * pp)
-            + self.weights.expert_bytes / (expert_split * pp)
-            + self.draft_bytes / tp
-        )
-
-    def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
-        """What is left for the KV cache on one GPU once weights and reserve are placed."""
-        left = self.budget(tp, pp) - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
-        return left // self.kv_unit * self.kv_unit
-
-    def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
-        """Longest single sequence whose KV cache fits next to the weights."""
-        available = self.kv_available(tp, pp, expert_split)
-        return kv.longest_sequence(self.shape, available, tp, pp, self.kv_dtype_bytes, self.swa_ratio)
-
-    def concurrency(self, length: int, tp: int, pp: int, expert_split: int = 0) -> float:
-        """Sequences of `length` tokens the KV cache holds at once."""
-        available = self.kv_available(tp, pp, expert_split)
-        return kv.concurrent_sequences(self.shape, available, length, tp, pp, self.kv_dtype_bytes, self.swa_ratio)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    tp: int
-    pp: int
-    context: int
-
-
 def make_plan(
     settings: Settings,
     hardware: Hardware,
@@ -198,7 +125,7 @@ def make_plan(
     check_pins(pins, shape, hardware)
     kv_unit = engine.cpu_kv_cache_unit_bytes if hardware.is_cpu else 1
     kv_shape, swa_ratio = _as_the_engine_caches(shape, engine, reasons)
-    sizing = _Sizing(
+    sizing = Sizing(
         kv_shape,
         weights,
         hardware,
@@ -211,9 +138,10 @@ def make_plan(
         swa_ratio,
     )
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
-    layout = _search(sizing, target, explicit)
+    layout = search(sizing, target, explicit)
     if layout is None:
-        raise _does_not_fit(sizing, target, explicit, settings, model, engine, draft, suggest)
+        checker = (lambda fix: _plans(fix, model, engine, draft)) if suggest else None
+        raise fixes.does_not_fit(sizing, target, explicit, settings, model, engine, checker)
     tp, pp = layout.tp, layout.pp
     dp = pins.dp or hardware.total_count // (tp * pp)
     reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing, layout)]
@@ -364,7 +292,7 @@ def _kv_cache_dtype(
     return requested, RUNTIME_DTYPE_BYTES[requested]
 
 
-# ---------------------------------------------------------------- layout search
+# ---------------------------------------------------------------- context
 
 
 def _target_context(requested: int | None, shape: ModelShape, reasons: list[str]) -> tuple[int, bool]:
@@ -381,180 +309,16 @@ def _target_context(requested: int | None, shape: ModelShape, reasons: list[str]
     return shape.max_position, False
 
 
-def _search(sizing: _Sizing, target: int, explicit: bool) -> _Layout | None:
-    """The first layout that holds `target` tokens; else (automatic context) the one with the most room."""
-    layouts = candidate_layouts(sizing.shape, sizing.hardware, sizing.pins)
-    if not layouts:
-        return None
-    for tp, pp in layouts:
-        if sizing.context_capacity(tp, pp) >= target:
-            return _Layout(tp, pp, target)
-    if explicit:
-        return None
-    # An automatic context shorter than the model's: the fewest stages that give at least MIN_CONTEXT, and of
-    # those the layout with the most room (max() keeps the first of equals: the smaller TP). More stages for
-    # a little more context would cost every token the pipeline's latency.
-    floor = min(MIN_CONTEXT, target)
-    for stages in sorted({pp for _, pp in layouts}):
-        capacity, tp, pp = max(
-            ((sizing.context_capacity(tp, pp), tp, pp) for tp, pp in layouts if pp == stages),
-            key=lambda row: row[0] // CONTEXT_STEP,
-        )
-        if capacity >= floor:
-            return _Layout(tp, pp, max(floor, capacity // CONTEXT_STEP * CONTEXT_STEP))
-    return None
+# ---------------------------------------------------------------- when nothing fits (entrypoint.fixes)
 
 
-# ---------------------------------------------------------------- when nothing fits
-
-
-@dataclass(frozen=True)
-class _Fix:
-    """A change of settings that would make it fit, with the devices it implies."""
-
-    text: str
-    settings: Settings
-    hardware: Hardware
-
-
-def _does_not_fit(
-    sizing: _Sizing,
-    target: int,
-    explicit: bool,
-    settings: Settings,
-    model: ModelInfo,
-    engine: Engine,
-    draft: ModelInfo | None,
-    suggest: bool,
-) -> DoesNotFitError:
-    hardware = sizing.hardware
-    needs = (
-        f"{model.name} needs {gib(sizing.weights.total_bytes)} of weights plus KV cache for "
-        f"{target if explicit else min(MIN_CONTEXT, target)} tokens"
-    )
-    if sizing.pins.described():
-        needs += f" with {sizing.pins.described()}"
-    if hardware.is_cpu:
-        message = f"{needs}; the CPU path has {gib(sizing.budget(1, 1))} for it ({hardware.source})"
-    else:
-        message = (
-            f"{needs}; {hardware.total_count}x {hardware.name} at {_fraction_shown(sizing, 1, 1)} give "
-            f"{gib(sizing.budget(1, 1))} per GPU"
-        )
-    fixes = []
-    if suggest:
-        # Each kind of fix offers its alternatives in order of preference; the first that the whole planner
-        # accepts (dtype, quantization, vendor, layout, not just memory) is named: a hint that would itself be
-        # refused is no hint.
-        for alternatives in _fix_kinds(sizing, target, explicit, settings, model):
-            chosen = next((fix for fix in alternatives if _plans(fix, model, engine, draft)), None)
-            if chosen:
-                fixes.append(chosen.text)
-    if fixes:
-        hint = "try " + "; or ".join(fixes)
-    elif hardware.is_cpu:
-        hint = "use a smaller or quantized model, give the container more memory, or run on GPUs with the GPU image"
-    else:
-        hint = "no GPU in the catalog holds it; use a quantized checkpoint"
-    return DoesNotFitError(message, hint)
-
-
-def _plans(fix: _Fix, model: ModelInfo, engine: Engine, draft: ModelInfo | None) -> bool:
+def _plans(fix: fixes.Fix, model: ModelInfo, engine: Engine, draft: ModelInfo | None) -> bool:
+    """Whether a suggested fix is itself a plan: the whole planner, naming no fixes of its own."""
     try:
         make_plan(fix.settings, fix.hardware, model, engine, draft, suggest=False)
     except EntrypointError:
         return False
     return True
-
-
-def _fix_kinds(sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo) -> list[list[_Fix]]:
-    """More GPUs of this kind, online FP8, a bigger GPU of the same vendor, a short context at 0.95.
-
-    Counts are named only for GPUs the catalogue knows (hints use its names), and no GPU at all for the CPU
-    path, whose image has no CUDA. GPU alternatives are filtered by memory first, which is cheap.
-    """
-    hardware = sizing.hardware
-    spec = hardware.spec
-    kinds: list[list[_Fix]] = []
-    pinned = sizing.pins.described()
-    if pinned:
-        names = " and ".join(pin.split("=")[0] for pin in pinned.split(", "))
-        free = replace(settings, tensor_parallel_size=None, pipeline_parallel_size=None, data_parallel_size=None)
-        kinds.append([_Fix(f"unset {names} (the planner chooses the layout)", free, hardware)])
-    if spec:
-        why = f"the fewest {spec.name} GPUs that hold it"
-        more = [_on_gpus(settings, spec, count, why) for count in (2, 4, 8, 16, 32, 64) if count > hardware.total_count]
-        kinds.append([fix for fix in more if _fits(sizing, fix.hardware, target, explicit)])
-    if not model.shape.quantization and not settings.quantization and not hardware.is_cpu:
-        fp8 = estimate(model.weights, "bfloat16", online_fp8=True)
-        text = f"QUANTIZATION=fp8 (weights shrink to {gib(fp8.total_bytes)})"
-        kinds.append([_Fix(text, replace(settings, quantization="fp8"), hardware)])
-    if not hardware.is_cpu:
-        bigger = [_on_gpus(settings, row, hardware.total_count, "") for row in _bigger_gpus(hardware)]
-        # A bigger GPU is only worth naming if it serves the full context.
-        kinds.append([fix for fix in bigger if _fits(sizing, fix.hardware, target, True)])
-    current = sizing.fraction(1, 1)
-    if current < MAX_SUGGESTED_FRACTION:
-        kinds.append(_more_memory(sizing, target, explicit, settings, model, current))
-    return kinds
-
-
-MAX_SUGGESTED_FRACTION = 0.95
-
-
-def _more_memory(
-    sizing: _Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo, current: float
-) -> list[_Fix]:
-    """The smallest MEM_FRACTION (in hundredths, up to 0.95) that holds it; else 0.95 with a short context."""
-    hardware = sizing.hardware
-    fixes = []
-    for hundredths in range(math.floor(current * 100) + 1, round(MAX_SUGGESTED_FRACTION * 100) + 1):
-        fraction = hundredths / 100
-        if _search(replace(sizing, mem_fraction=fraction), target, explicit) is not None:
-            text = f"MEM_FRACTION={fraction} (now {current:g}: less room for activations and CUDA graphs)"
-            fixes.append(_Fix(text, replace(settings, mem_fraction=fraction), hardware))
-            break
-    context = min(MIN_CONTEXT, model.shape.max_position or MIN_CONTEXT)
-    text = f"MEM_FRACTION=0.95 with MAX_MODEL_LEN={context} (little headroom: expect out-of-memory under load)"
-    fixes.append(_Fix(text, replace(settings, mem_fraction=MAX_SUGGESTED_FRACTION, max_model_len=context), hardware))
-    return fixes
-
-
-def _on_gpus(settings: Settings, spec: GpuSpec, count: int, why: str) -> _Fix:
-    """`count` GPUs of `spec` as SkyPilot gives them: up to GPUS_PER_NODE on one node, else whole nodes."""
-    per_node = min(count, GPUS_PER_NODE)
-    nodes = max(1, count // per_node)
-    accelerators = Accelerators(spec, per_node)
-    if nodes == 1:
-        text = f"ACCELERATORS={spec.name}:{count}" + (f" ({why})" if why else "")
-    else:
-        text = (
-            f"{nodes} nodes of ACCELERATORS={spec.name}:{GPUS_PER_NODE} ({count} GPUs{', ' + why if why else ''}; "
-            f"skypilot/multinode.yaml with --num-nodes {nodes})"
-        )
-    return _Fix(
-        text,
-        replace(settings, accelerators=accelerators, skypilot_num_nodes=nodes),
-        replace(from_accelerators(accelerators), nodes=nodes),
-    )
-
-
-def _bigger_gpus(hardware: Hardware) -> list[GpuSpec]:
-    """The same family with more memory first (A100 -> A100-80GB), then the vendor's others, smallest first.
-
-    Without a catalogue row (a GPU the catalogue lacks, a MIG slice) the vendor is taken to be NVIDIA, whose
-    tools detected it.
-    """
-    spec = hardware.spec
-    family = spec.name.split("-")[0] if spec else None
-    vendor = spec.vendor if spec else "nvidia"
-    candidates = [row for row in GPUS if row.vendor == vendor and row.memory_bytes > hardware.memory_bytes]
-    return sorted(candidates, key=lambda row: (row.name.split("-")[0] != family, row.memory_mib))
-
-
-def _fits(sizing: _Sizing, hardware: Hardware, target: int, explicit: bool) -> bool:
-    """Memory alone, on other devices (the cheap first filter; `_plans` has the last word)."""
-    return _search(replace(sizing, hardware=hardware), target, explicit) is not None
 
 
 # ---------------------------------------------------------------- explanations
@@ -579,11 +343,11 @@ def _describe_model(model: ModelInfo, weights: WeightEstimate) -> str:
     )
 
 
-def _describe_hardware(sizing: _Sizing, layout: _Layout) -> str:
+def _describe_hardware(sizing: Sizing, layout: Layout) -> str:
     hardware = sizing.hardware
     tp, pp = layout.tp, layout.pp
     budget = gib(sizing.budget(tp, pp))
-    fraction = _fraction_shown(sizing, tp, pp)
+    fraction = sizing.fraction_shown(tp, pp)
     if hardware.is_cpu:
         return (
             f"hardware: cpu, {gib(hardware.memory_bytes)} ({hardware.source}); the engine may use {budget}, the "
@@ -605,13 +369,7 @@ def _describe_hardware(sizing: _Sizing, layout: _Layout) -> str:
     )
 
 
-def _fraction_shown(sizing: _Sizing, tp: int, pp: int) -> str:
-    if sizing.mem_fraction is not None:
-        return f"MEM_FRACTION={sizing.mem_fraction}"
-    return f"the engine's own fraction {sizing.fraction(tp, pp):g}"
-
-
-def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
+def _explain_tp(sizing: Sizing, layout: Layout) -> str:
     tp, pp = layout.tp, layout.pp
     if sizing.pins.tp:
         return f"tp={tp}: set by TENSOR_PARALLEL_SIZE."
@@ -627,7 +385,7 @@ def _explain_tp(sizing: _Sizing, layout: _Layout) -> str:
     return f"tp={tp}: {heads}" + (f"; {why}." if why else "; the smallest size that fits.")
 
 
-def _explain_pp(sizing: _Sizing, layout: _Layout, target: int, explicit: bool, warnings: list[str]) -> str:
+def _explain_pp(sizing: Sizing, layout: Layout, target: int, explicit: bool, warnings: list[str]) -> str:
     hardware = sizing.hardware
     if sizing.pins.pp:
         return f"pp={layout.pp}: set by PIPELINE_PARALLEL_SIZE ({sizing.shape.layers} layers in {layout.pp} stages)."
@@ -637,7 +395,7 @@ def _explain_pp(sizing: _Sizing, layout: _Layout, target: int, explicit: bool, w
             f"{hardware.count}) holds the model with its context, so its {sizing.shape.layers} layers are split "
             f"into {layout.pp} pipeline stages of TP={layout.tp}."
         )
-    one_node = _search(replace(sizing, hardware=replace(hardware, nodes=1)), target, explicit)
+    one_node = search(replace(sizing, hardware=replace(hardware, nodes=1)), target, explicit)
     if one_node is not None and one_node.context >= layout.context:
         warnings.append(
             f"one node holds this model (TP={one_node.tp}, {one_node.context} tokens), yet SKYPILOT_NUM_NODES="
@@ -681,7 +439,7 @@ def _explain_speculation(speculation: Speculation, draft_bytes: int, tp: int) ->
     return f"speculative decoding: {speculation.method}, {tokens}; {draft}."
 
 
-def _concurrency(sizing: _Sizing, context: int, typical: int, tp: int, pp: int, expert_split: int) -> Concurrency:
+def _concurrency(sizing: Sizing, context: int, typical: int, tp: int, pp: int, expert_split: int) -> Concurrency:
     typical = min(typical, context)
     return Concurrency(
         at_max_model_len=round(sizing.concurrency(context, tp, pp, expert_split), 2),
@@ -714,7 +472,7 @@ GOOD_CONCURRENCY = 4  # full-length sequences at once below which an automatic c
 
 
 def _warn_few_sequences(
-    sizing: _Sizing, layout: _Layout, concurrency: Concurrency, expert_split: int, warnings: list[str]
+    sizing: Sizing, layout: Layout, concurrency: Concurrency, expert_split: int, warnings: list[str]
 ) -> None:
     """An automatic context that leaves room for one sequence serves one user at a time: name a context that
     holds GOOD_CONCURRENCY (a multiple of CONTEXT_STEP, at least MIN_CONTEXT), if there is one."""
