@@ -177,3 +177,28 @@ def test_offline_mode_uses_the_cache(tmp_path, hub, models):
     assert hub.count() == 0  # offline: not one request
     missing = run_cli(["plan"], {**env, "TARGET_MODEL": "mistralai/Mixtral-8x7B-Instruct-v0.1"})
     assert missing.returncode == 30 and "not in the local cache" in missing.stderr
+
+
+@pytest.mark.parametrize("one_request", [True, False])
+@pytest.mark.parametrize(
+    ("dims", "text"),
+    [([-4096, 4096], "not whole numbers of at least 0"), ([4096, True], "not whole numbers of at least 0")],
+)
+def test_hostile_headers_through_the_hub_are_refused_as_local_ones_are(tmp_path, hub, one_request, dims, text):
+    """huggingface_hub parses the headers but checks no shape: a negative dimension would cancel real weights
+    (an 8B model planned as 0 GiB). Both ways of reading them get the local checks."""
+    import struct
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps({"num_attention_heads": 8, "hidden_size": 64, "num_hidden_layers": 2})
+    )
+    header = json.dumps({"w": {"dtype": "F16", "shape": dims, "data_offsets": [0, 0]}}).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    hub.add("evil/negative", folder)
+    hub.one_request_headers = one_request
+    result = run_cli(["plan"], hub_env(tmp_path, hub, TARGET_MODEL="evil/negative", ACCELERATORS="H100:1"))
+    assert result.returncode == 33, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: TARGET_MODEL=evil/negative: ") and text in line, line

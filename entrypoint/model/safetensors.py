@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import struct
 from math import prod
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import CorruptCheckpointError
 
@@ -50,16 +50,23 @@ class Tensor(NamedTuple):
     shape: tuple[int, ...]
     numel: int
 
-    @classmethod
-    def of(cls, dtype: str, shape: tuple[int, ...]) -> Tensor:
-        return cls(dtype, shape, prod(shape))
-
     @property
     def nbytes(self) -> int:
         return int(self.numel * DTYPE_BYTES[self.dtype])
 
 
 _INTEGERS = frozenset({int})  # `type(x) is int`: JSON true is a bool, which is an int, and no dimension
+
+
+def checked_tensor(name: str, dtype: object, shape: tuple[Any, ...], source: str) -> Tensor:
+    """A header's tensor entry, refused unless its dtype is known and its shape whole numbers of at least 0
+    (a negative dimension would cancel real weights). For local headers and the Hub's parsed ones alike."""
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise _corrupt(source, f"tensor {name!r} has unknown dtype {dtype!r}")
+    # Set and min() run in C: a 163-shard checkpoint has some 90,000 tensors and this is the hot loop.
+    if shape and ({*map(type, shape)} != _INTEGERS or min(shape) < 0):
+        raise _corrupt(source, f"tensor {name!r} has a shape that is not whole numbers of at least 0: {shape!r}")
+    return Tensor(dtype, shape, prod(shape))
 
 
 def parse_header(raw: bytes, source: str) -> tuple[dict[str, Tensor], int]:
@@ -81,14 +88,9 @@ def parse_header(raw: bytes, source: str) -> tuple[dict[str, Tensor], int]:
             dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise _corrupt(source, f"tensor {name!r} lacks dtype, shape or data_offsets") from None
-        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
-            raise _corrupt(source, f"tensor {name!r} has unknown dtype {dtype!r}")
-        # Set and min() run in C: a 163-shard checkpoint has some 90,000 tensors and this is the hot loop.
-        if shape and ({*map(type, shape)} != _INTEGERS or min(shape) < 0):
-            raise _corrupt(source, f"tensor {name!r} has a shape that is not whole numbers of at least 0: {shape!r}")
+        tensor = checked_tensor(name, dtype, shape, source)
         if not (type(start) is int and type(end) is int and 0 <= start <= end):
             raise _corrupt(source, f"tensor {name!r} has data_offsets that are not 0 <= start <= end: {[start, end]}")
-        tensor = Tensor(dtype, shape, prod(shape))
         if end - start != tensor.nbytes and dtype not in ("F4", "F6_E2M3", "F6_E3M2"):
             raise _corrupt(source, f"tensor {name!r} spans {end - start} bytes, its shape needs {tensor.nbytes}")
         tensors[name] = tensor

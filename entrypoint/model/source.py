@@ -28,7 +28,7 @@ from ..errors import (
 from . import shape as shape_module
 from . import weights
 from .info import ModelInfo
-from .safetensors import Tensor, check_file_size, header_length, parse_header
+from .safetensors import Tensor, check_file_size, checked_tensor, header_length, parse_header
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -210,8 +210,8 @@ def _from_hub(repo: str, revision: str | None, token: str | None, variable: str)
             "check the repo's files, or pin HF_REVISION to a good commit",
         ) from None
     tensors = {
-        name: Tensor.of(info.dtype, tuple(info.shape))
-        for file_metadata in metadata.files_metadata.values()
+        name: checked_tensor(name, info.dtype, tuple(info.shape), f"{shard} of {repo}")
+        for shard, file_metadata in metadata.files_metadata.items()
         for name, info in file_metadata.tensors.items()
     }
     shape = shape_module.from_config(config)
