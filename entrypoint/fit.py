@@ -8,17 +8,17 @@ context (MAX_MODEL_LEN, else the model's maximum). Nothing is launched; the user
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .engines.base import Engine
 from .errors import DoesNotFitError, EntrypointError
-from .hardware.catalog import GPUS, Accelerators, GpuSpec
-from .hardware.types import from_accelerators
+from .fixes import on_gpus
+from .hardware.catalog import GPUS, GpuSpec
 from .model.info import ModelInfo
 from .plan import Plan, make_plan
 from .sizing import GPUS_PER_NODE, MIN_CONTEXT
-from .supervise.prices import SOURCE, TYPICAL_SPOT_USD_PER_GPU_HOUR
+from .supervise.prices import SOURCE, gpu_price
 
 if TYPE_CHECKING:  # pure: the settings module is the configuration edge
     from .settings import Settings
@@ -40,8 +40,8 @@ class Fit:
 
     @property
     def usd_per_hour(self) -> float | None:
-        price = TYPICAL_SPOT_USD_PER_GPU_HOUR.get(self.gpu.name)
-        return None if price is None else round(price * self.gpus, 4)
+        price = gpu_price(None, self.gpu.name)  # the typical spot price: fit compares GPUs, not your bill
+        return None if price is None else round(price.usd_per_gpu_hour * self.gpus, 4)
 
     @property
     def accelerators(self) -> str:
@@ -69,9 +69,7 @@ def fits(settings: Settings, model: ModelInfo, engine: Engine, draft: ModelInfo 
     """The shapes that serve the full context, cheapest first (typical price, then fewer GPUs); unpriced last."""
     target = settings.max_model_len or model.shape.max_position or MIN_CONTEXT
     found: list[Fit] = []
-    for gpu in GPUS:
-        if gpu.vendor not in engine.gpu_vendors:
-            continue
+    for gpu in GPUS:  # make_plan refuses the GPUs this engine's image does not run on
         for per_node, nodes in SHAPES:
             if nodes > 1 and any(fit.gpu == gpu for fit in found):
                 continue  # one node of this GPU holds it: more nodes only add pipeline stages (plan warns)
@@ -90,9 +88,7 @@ def _plan_on(
     per_node: int,
     nodes: int,
 ) -> Plan | None:
-    accelerators = Accelerators(gpu, per_node)
-    variant = replace(settings, accelerators=accelerators, skypilot_num_nodes=nodes)
-    hardware = replace(from_accelerators(accelerators), nodes=nodes)
+    variant, hardware = on_gpus(settings, gpu, per_node, nodes)
     try:
         return make_plan(variant, hardware, model, engine, draft, suggest=False)
     except EntrypointError:

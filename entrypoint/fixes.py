@@ -78,7 +78,8 @@ def does_not_fit(
 
 
 def _fix_kinds(sizing: Sizing, target: int, explicit: bool, settings: Settings, model: ModelInfo) -> list[list[Fix]]:
-    """More GPUs of this kind, online FP8, a bigger GPU of the same vendor, a short context at 0.95.
+    """Letting the planner choose a pinned layout, more GPUs of this kind, online FP8, a bigger GPU of the same
+    vendor, more memory for the engine (the smallest MEM_FRACTION that holds it, or 0.95 with a short context).
 
     Counts are named only for GPUs the catalogue knows (hints use its names), and no GPU at all for the CPU
     path, whose image has no CUDA. GPU alternatives are filtered by memory first, which is cheap.
@@ -86,9 +87,9 @@ def _fix_kinds(sizing: Sizing, target: int, explicit: bool, settings: Settings, 
     hardware = sizing.hardware
     spec = hardware.spec
     kinds: list[list[Fix]] = []
-    pinned = sizing.pins.described()
+    pinned = sizing.pins.pinned()
     if pinned:
-        names = " and ".join(pin.split("=")[0] for pin in pinned.split(", "))
+        names = " and ".join(name for name, _ in pinned)
         free = replace(settings, tensor_parallel_size=None, pipeline_parallel_size=None, data_parallel_size=None)
         kinds.append([Fix(f"unset {names} (the planner chooses the layout)", free, hardware)])
     if spec:
@@ -134,7 +135,6 @@ def _on_gpus(settings: Settings, spec: GpuSpec, count: int, why: str) -> Fix:
     """`count` GPUs of `spec` as SkyPilot gives them: up to GPUS_PER_NODE on one node, else whole nodes."""
     per_node = min(count, GPUS_PER_NODE)
     nodes = max(1, count // per_node)
-    accelerators = Accelerators(spec, per_node)
     if nodes == 1:
         text = f"ACCELERATORS={spec.name}:{count}" + (f" ({why})" if why else "")
     else:
@@ -142,11 +142,14 @@ def _on_gpus(settings: Settings, spec: GpuSpec, count: int, why: str) -> Fix:
             f"{nodes} nodes of ACCELERATORS={spec.name}:{GPUS_PER_NODE} ({count} GPUs{', ' + why if why else ''}; "
             f"skypilot/multinode.yaml with --num-nodes {nodes})"
         )
-    return Fix(
-        text,
-        replace(settings, accelerators=accelerators, skypilot_num_nodes=nodes),
-        replace(from_accelerators(accelerators), nodes=nodes),
-    )
+    return Fix(text, *on_gpus(settings, spec, per_node, nodes))
+
+
+def on_gpus(settings: Settings, spec: GpuSpec, per_node: int, nodes: int) -> tuple[Settings, Hardware]:
+    """The settings and devices of `nodes` machines of `per_node` GPUs of `spec`, as SkyPilot would start them."""
+    accelerators = Accelerators(spec, per_node)
+    variant = replace(settings, accelerators=accelerators, skypilot_num_nodes=nodes)
+    return variant, replace(from_accelerators(accelerators), nodes=nodes)
 
 
 def _bigger_gpus(hardware: Hardware) -> list[GpuSpec]:

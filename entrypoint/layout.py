@@ -37,9 +37,12 @@ class Pins:
             settings.expert_parallel,
         )
 
+    def pinned(self) -> list[tuple[str, int]]:
+        """(variable, size) of each pinned size."""
+        return [(name, value) for name, value in zip(_NAMES, (self.tp, self.pp, self.dp), strict=True) if value]
+
     def described(self) -> str:
-        pinned = [f"{name}={value}" for name, value in zip(_NAMES, (self.tp, self.pp, self.dp), strict=True) if value]
-        return ", ".join(pinned)
+        return ", ".join(f"{name}={value}" for name, value in self.pinned())
 
 
 _NAMES = ("TENSOR_PARALLEL_SIZE", "PIPELINE_PARALLEL_SIZE", "DATA_PARALLEL_SIZE")
@@ -54,7 +57,7 @@ def valid_tensor_parallel_sizes(shape: ModelShape, per_node: int, mig: bool = Fa
     """Powers of two up to `per_node` that suit the heads (the sizes the planner tries by itself)."""
     if mig:
         return [1]  # NCCL cannot span MIG instances
-    return [1 << k for k in range(per_node.bit_length()) if (1 << k) <= per_node and tensor_parallel_ok(shape, 1 << k)]
+    return [1 << k for k in range(per_node.bit_length()) if tensor_parallel_ok(shape, 1 << k)]
 
 
 def check_pins(pins: Pins, shape: ModelShape, hardware: Hardware) -> None:

@@ -219,10 +219,7 @@ class Supervisor:
 
     def _check_kv_cache(self, text: str, exporter: Exporter | None) -> bool:
         """Once the engine reports its KV cache: the plan against it, in the log and as metrics (ADR 0017)."""
-        try:
-            allocated = read_kv_tokens(text, self.engine.metric_names)
-        except ValueError:
-            return False
+        allocated = read_kv_tokens(text, self.engine.metric_names)  # text that read_usage just parsed
         if allocated is None:
             return False
         line, off = kv_check(self.plan.memory_per_gpu.kv_tokens, allocated)
