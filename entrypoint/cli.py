@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TextIO, cast
 
-from . import __version__, fit, launch, loopback, redact, render
+from . import __version__, launch, redact, render
 from .engines import ENGINES
 from .errors import (
     READER_GONE,
@@ -30,7 +30,6 @@ from .errors import (
     UsageError,
 )
 from .settings import SETTINGS, load, load_value, secret_values
-from .supervise import supervisor
 
 USAGE = """usage: python -m entrypoint [COMMAND]
 
@@ -135,6 +134,8 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], _stdout: TextIO,
     print(f"inference-endpoint {__version__}", file=log)
     print(render.as_table(plan), file=log)
     started = launch.prepare(engine, settings, plan, environ, user_args)
+    from .supervise import supervisor  # each command imports what only it needs: `plan` is timed by pipelines
+
     limits = supervisor.limits_from(settings, plan)
     if limits:  # something must watch the server: stay as its parent (docs/adr/0011)
         launch.announce(started, engine, log, verb="start")
@@ -178,6 +179,8 @@ def fit_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO,
     parser = _Parser(prog="python -m entrypoint fit", description="what to rent for TARGET_MODEL")
     parser.add_argument("--json", action="store_true", help="one JSON object for pipelines")
     args = parser.parse_args(argv)
+    from . import fit  # each command imports what only it needs: `plan` is timed by pipelines
+
     settings = load(environ)
     engine = ENGINES[settings.engine]
     model, draft, notes = launch.read_models(settings)
@@ -197,6 +200,8 @@ def fit_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO,
 def health(argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
     """The image's HEALTHCHECK: /health needs no API key on either engine; 0 healthy, 1 not (Docker's codes)."""
     _Parser(prog="python -m entrypoint health", description="exit 0 when /health answers 200").parse_args(argv)
+    from . import loopback  # each command imports what only it needs: `plan` is timed by pipelines
+
     try:
         port, tls = load_value("PORT", environ), bool(load_value("TLS_CERT_FILE", environ))
         status, _ = loopback.get(port, "/health", tls)

@@ -8,11 +8,9 @@ goes through `redact`, which hides secret values wherever they appear.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import shlex
-import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -69,6 +67,8 @@ def check_tls(settings: Settings) -> None:
     PEM certificate, a key of another certificate or a key with a passphrase fails here, in one line."""
     if not (settings.tls_cert_file and settings.tls_key_file):
         return
+    import ssl  # here, not at the top: `plan --json` is timed by pipelines (bench/plan_bench.py)
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         # A passphrase would be asked for on the terminal; an empty one makes an encrypted key fail instead.
@@ -92,6 +92,8 @@ def require_engine(engine: Engine) -> None:
 
 def installed_version(engine: Engine) -> str | None:
     """The engine's installed version (the image's pin), read from package metadata without importing it."""
+    import importlib.metadata  # here, not at the top: `plan --json` is timed by pipelines (bench/plan_bench.py)
+
     for distribution in engine.distributions:
         try:
             return importlib.metadata.version(distribution)
@@ -168,7 +170,9 @@ def plan_for(settings: Settings, engine: Engine, environ: Mapping[str, str]) -> 
 
 def read_models(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, list[str]]:
     """The target's and (when speculative decoding names one) the draft's headers, and notes about them."""
-    _quiet_hub_progress()
+    draft_name = settings.spec_draft_model if settings.spec_enabled else None
+    if not all(os.path.isdir(name) for name in (settings.target_model, draft_name) if name):
+        _quiet_hub_progress()  # only when the Hub is read: importing huggingface_hub takes a tenth of a second
     offline = settings.hf_hub_offline
     model = read_model(settings.target_model, settings.hf_revision, settings.hf_token, offline=offline)
     draft, notes = _read_draft(settings, offline)

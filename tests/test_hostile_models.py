@@ -22,6 +22,10 @@ def raw_header(path: Path, header: object) -> None:
     path.write_bytes(struct.pack("<Q", len(raw)) + raw)
 
 
+def _compact(header: object) -> bytes:
+    return json.dumps(header, separators=(",", ":")).encode()
+
+
 def config_edit(**changes: object):
     def edit(folder: Path) -> None:
         config = json.loads((folder / "config.json").read_text())
@@ -138,6 +142,28 @@ CASES = {
         "bytes",
     ),
     "header is a list": (only_shard([1, 2]), 33, "not a JSON object"),
+    # Compact JSON, as real writers emit it, takes the fast path (safetensors._plainly_whole_numbers); each
+    # of these must leave it for the per-tensor checks.
+    **{
+        f"compact header, {label}": (only_shard(_compact({"w": entry})), 33, text)
+        for label, entry, text in (
+            ("negative dimension", {"dtype": "F16", "shape": [-4096, -4096], "data_offsets": [0, 2**25]}, "shape"),
+            ("true as dimension", {"dtype": "F16", "shape": [True, 2], "data_offsets": [0, 4]}, "shape"),
+            ("fraction as dimension", {"dtype": "F16", "shape": [1.5, 2], "data_offsets": [0, 6]}, "shape"),
+            ("negative offsets", {"dtype": "F16", "shape": [2], "data_offsets": [-4, 0]}, "data_offsets"),
+            ("fraction offsets", {"dtype": "F16", "shape": [2], "data_offsets": [0.0, 4]}, "data_offsets"),
+        )
+    },
+    "compact header, a space hides a negative dimension": (
+        only_shard(b'{"w":{"dtype":"F16","shape" :[-2,-2],"data_offsets":[0,8]}}'),
+        33,
+        "shape",
+    ),
+    "compact header, a second shape key": (
+        only_shard(b'{"w":{"dtype":"F16","shape":[4],"shape" :[-2,-2],"data_offsets":[0,8]}}'),
+        33,
+        "shape",
+    ),
 }
 
 

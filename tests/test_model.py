@@ -8,9 +8,11 @@ import struct
 import pytest
 
 from entrypoint.errors import CorruptCheckpointError, ModelNotFoundError, NoSafetensorsError
+from entrypoint.model import safetensors
 from entrypoint.model.shape import from_config
 from entrypoint.model.source import read_local_header, read_model
-from tests.support.modelgen import load_fixture, write_header_only
+from entrypoint.model.weights import Tally
+from tests.support.modelgen import architecture_tensors, header_bytes, load_fixture, quantize, write_header_only
 
 BASE = {
     "num_attention_heads": 32,
@@ -138,7 +140,7 @@ def test_truncated_download_is_caught(tmp_path):
     path = folder / "model.safetensors"
     path.write_bytes(path.read_bytes()[:-4])
     with pytest.raises(CorruptCheckpointError, match="truncated or unfinished download"):
-        read_local_header(str(path))
+        read_local_header(str(path), lambda *tensor: None)
 
 
 def test_index_decides_which_files_count(tmp_path):
@@ -170,3 +172,23 @@ def test_fixture_parameter_counts_match_published_sizes():
     for path in FIXTURES.glob("*.json"):
         published = load_fixture(path.stem)["published_parameters"]
         assert abs(parameter_count(path.stem) / published - 1) < 0.005, path.stem
+
+
+@pytest.mark.parametrize("name", ["DeepSeek-V2-Lite-Chat", "Qwen3-14B-FP8", "Qwen2.5-7B-Instruct-AWQ"])
+def test_the_raw_byte_number_check_and_the_per_tensor_checks_read_a_header_alike(name):
+    # Writers emit compact JSON, which parse_header checks for whole numbers in one scan; the same header
+    # re-spelled with spaces takes the per-tensor checks. Both must see the same tensors.
+    fixture = load_fixture(name)
+    tensors = quantize(architecture_tensors(fixture["config"]), fixture["checkpoint"])
+    compact, _ = header_bytes(tensors)
+    spaced = json.dumps(json.loads(compact)).encode()
+    assert safetensors._plainly_whole_numbers(compact, len(tensors))
+    assert not safetensors._plainly_whole_numbers(spaced, len(tensors))
+    shape = from_config(fixture["config"])
+    seen = []
+    for raw in (compact, spaced):
+        tally = Tally(shape)
+        data_end = safetensors.parse_header(raw, "model.safetensors", tally.add)
+        seen.append((data_end, tally.summary()))
+    assert seen[0] == seen[1]
+    assert seen[0][1].checkpoint_bytes == seen[0][0]

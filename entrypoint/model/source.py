@@ -28,7 +28,7 @@ from ..errors import (
 from . import shape as shape_module
 from . import weights
 from .info import ModelInfo
-from .safetensors import Tensor, check_file_size, checked_tensor, header_length, parse_header
+from .safetensors import OnTensor, check_file_size, checked_tensor, header_length, parse_header
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -74,13 +74,11 @@ def _read_model(target: str, revision: str | None, token: str | None, offline: b
 def _from_folder(folder: str, name: str, location: str, variable: str) -> ModelInfo:
     config = _read_config(os.path.join(folder, "config.json"), name, variable)
     files = _local_shards(folder, name)
-    tensors: dict[str, Tensor] = {}
-    for path in files:
-        tensors.update(read_local_header(path))
     shape = shape_module.from_config(config)
-    return ModelInfo(
-        name=name, location=location, shape=shape, weights=weights.summarize(tensors, shape), shards=len(files)
-    )
+    tally = weights.Tally(shape)
+    for path in files:
+        read_local_header(path, tally.add)
+    return ModelInfo(name=name, location=location, shape=shape, weights=tally.summary(), shards=len(files))
 
 
 def _read_config(path: str, name: str, variable: str = "TARGET_MODEL") -> Mapping[str, Any]:
@@ -170,8 +168,9 @@ def _raise_no_safetensors(name: str, others: list[str]) -> None:
     )
 
 
-def read_local_header(path: str) -> dict[str, Tensor]:
-    """Read one local file's header (its first bytes only), checking it against the file size."""
+def read_local_header(path: str, on_tensor: OnTensor) -> None:
+    """Read one local file's header (its first bytes only), checking it against the file size; each tensor
+    goes to `on_tensor` (weights.Tally.add)."""
     source = os.path.basename(path)
     if not os.path.isfile(path):  # a folder, a FIFO, a link to nothing
         raise CorruptCheckpointError(
@@ -182,11 +181,10 @@ def read_local_header(path: str) -> dict[str, Tensor]:
         length = header_length(handle.read(8), source)
         problem = check_file_size(source, size, length, None) if 8 + length > size else None
         if problem is None:
-            tensors, data_end = parse_header(handle.read(length), source)
+            data_end = parse_header(handle.read(length), source, on_tensor)
             problem = check_file_size(source, size, length, data_end)
     if problem is not None:
         raise problem
-    return tensors
 
 
 # ---------------------------------------------------------------- the Hub
