@@ -17,8 +17,8 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import fixes, quantization
-from .engines.base import Engine
+from . import fixes, quantization, throughput
+from .engines.base import Engine, ReserveTerms
 from .errors import EntrypointError, SettingError, UnsupportedByEngineError
 from .hardware.types import Hardware
 from .layout import Pins, check_pins, expert_parallel, valid_tensor_parallel_sizes
@@ -44,6 +44,7 @@ class MemoryPerGpu:
     budget_bytes: int
     weight_bytes: int
     reserve_bytes: int
+    reserve_terms: ReserveTerms  # what reserve_bytes holds, by name (MemoryRules.reserve)
     kv_cache_bytes: int
     # Tokens of full-length sequences the KV cache of one replica holds (concurrency x max_model_len, as vLLM
     # logs "KV cache size: N tokens"); with sliding-window layers fewer tokens than the cache has slots.
@@ -92,6 +93,7 @@ class Plan:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
         data["warnings"] = list(self.warnings)
+        data["memory_per_gpu"]["reserve_terms"] = dict(self.memory_per_gpu.reserve_terms)  # {"non-torch": bytes}
         return data
 
 
@@ -136,16 +138,23 @@ def make_plan(
         pins,
         kv_unit,
         swa_ratio,
+        head_bytes=shape.vocab_size * shape.hidden_size * RUNTIME_DTYPE_BYTES[dtype],
     )
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
-    layout = search(sizing, target, explicit)
+    scores: list[throughput.Score] = []
+
+    def pick(layouts: list[tuple[int, int]]) -> tuple[int, int]:
+        chosen, scores[:] = throughput.choose(sizing, layouts, settings.optimize, settings.typical_request_tokens)
+        return chosen
+
+    layout = search(sizing, target, explicit, pick)
     if layout is None:
         checker = (lambda fix: _plans(fix, model, engine, draft)) if suggest else None
         raise fixes.does_not_fit(sizing, target, explicit, settings, model, engine, checker)
     tp, pp = layout.tp, layout.pp
     dp = pins.dp or hardware.total_count // (tp * pp)
     reasons[:0] = [_describe_model(model, weights), _describe_hardware(sizing, layout)]
-    reasons.append(_explain_tp(sizing, layout))
+    reasons.append(_explain_tp(sizing, layout, settings, scores))
     if pp > 1:
         reasons.append(_explain_pp(sizing, layout, target, explicit, warnings))
     reasons.append(_explain_dp(hardware, tp, pp, dp, bool(pins.dp), warnings))
@@ -169,7 +178,8 @@ def make_plan(
     memory = MemoryPerGpu(
         budget_bytes=sizing.budget(tp, pp),
         weight_bytes=weights_per_gpu,
-        reserve_bytes=sizing.reserve,
+        reserve_bytes=sizing.reserve(tp, pp),
+        reserve_terms=sizing.reserve_terms(tp, pp),
         kv_cache_bytes=max(0, sizing.kv_available(tp, pp, expert_split)),
         kv_tokens=kv_tokens,
     )
@@ -351,16 +361,19 @@ def _describe_hardware(sizing: Sizing, layout: Layout) -> str:
     if hardware.is_cpu:
         return (
             f"hardware: cpu, {gib(hardware.memory_bytes)} ({hardware.source}); the engine may use {budget}, the "
-            f"smaller of {fraction} of it and what is available now, {gib(sizing.reserve)} of it reserved for the "
-            "engine's processes and activations."
+            f"smaller of {fraction} of it and what is available now, {gib(sizing.reserve(tp, pp))} of it reserved "
+            "for the engine's processes and activations."
         )
     nodes = f" on each of {hardware.nodes} nodes" if hardware.nodes > 1 else ""
     rules = sizing.memory
-    startup = rules.startup_bytes(tp * pp, bool(hardware.spec and hardware.spec.nvlink))
-    of = f"of the {gib(hardware.memory_bytes - startup)} free once the engine has started" if startup else "of it"
+    startup = sizing.startup(tp, pp)
+    of = f"of the {gib(hardware.memory_bytes - startup)} {rules.startup_meaning}" if startup else "of it"
+    terms = sizing.reserve_terms(tp, pp)
     inside = (
-        f", {gib(sizing.reserve)} of it reserved for activations, CUDA graphs and NCCL"
-        if sizing.reserve
+        f", less {gib(sizing.reserve(tp, pp))} the engine allocates besides ("
+        + ", ".join(f"{name} {gib(size)}" for name, size in terms)
+        + ")"
+        if terms
         else "; activations, CUDA graphs and NCCL live outside it"
     )
     return (
@@ -369,18 +382,31 @@ def _describe_hardware(sizing: Sizing, layout: Layout) -> str:
     )
 
 
-def _explain_tp(sizing: Sizing, layout: Layout) -> str:
+def _explain_tp(sizing: Sizing, layout: Layout, settings: Settings, scores: list[throughput.Score]) -> str:
     tp, pp = layout.tp, layout.pp
     if sizing.pins.tp:
         return f"tp={tp}: set by TENSOR_PARALLEL_SIZE."
+    heads = (
+        f"it divides the {sizing.shape.attention_heads} attention heads and suits the {sizing.shape.kv_heads} KV heads"
+    )
+    if scores:
+        typical = settings.typical_request_tokens
+        weighed = ", ".join(
+            f"TP={row.tp} x {row.replicas}: {row.batch:.0f} at once, ~{row.tokens_per_second:,.0f} tokens/s"
+            for row in scores
+        )
+        return (
+            f"tp={tp}: {heads}; OPTIMIZE=throughput weighs each size by memory-bound decode of requests of "
+            f"TYPICAL_REQUEST_TOKENS={typical} at {sizing.hardware.spec.hbm_gbps if sizing.hardware.spec else 0} "
+            f"GB/s per GPU ({weighed}; a larger TP must gain {throughput.NEAR_EQUAL:.0%})."
+        )
+    if settings.optimize == "latency" and tp > 1:
+        return f"tp={tp}: {heads}; OPTIMIZE=latency takes the largest TP that fits, for the fastest single stream."
     smaller = [size for size in valid_tensor_parallel_sizes(sizing.shape, tp) if size < tp]
     why = "; ".join(
         f"TP={size} would need {gib(sizing.weights_per_gpu(size, pp))} of weights per GPU"
         f" and leave room for {min(sizing.context_capacity(size, pp), layout.context)} tokens"
         for size in smaller
-    )
-    heads = (
-        f"it divides the {sizing.shape.attention_heads} attention heads and suits the {sizing.shape.kv_heads} KV heads"
     )
     return f"tp={tp}: {heads}" + (f"; {why}." if why else "; the smallest size that fits.")
 

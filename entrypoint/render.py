@@ -57,7 +57,7 @@ def as_table(plan: Plan) -> str:
         ("weights", memory.weight_bytes, ""),
     ]
     if memory.reserve_bytes:
-        why = "engine processes" if plan.on_cpu else "activations, CUDA graphs"
+        why = ", ".join(f"{name} {size / GIB:.2f}" for name, size in memory.reserve_terms)
         sizes.append(("reserve", memory.reserve_bytes, f"  ({why})"))
     sizes.append(("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"))
     lines += [f"  {name:<14}{size / GIB:>8.1f} GiB{note}" for name, size, note in sizes]

@@ -213,6 +213,14 @@ SETTINGS: tuple[Setting, ...] = (
         default="4096",
     ),
     Setting(
+        "OPTIMIZE",
+        "throughput: the layout whose replicas serve the most tokens per second at TYPICAL_REQUEST_TOKENS "
+        "(memory-bound decode on the GPU's HBM bandwidth); latency: the largest TP within one node.",
+        "latency",
+        _choice("throughput", "latency"),
+        default="throughput",
+    ),
+    Setting(
         "TENSOR_PARALLEL_SIZE",
         "Pin TP (GPUs that split every layer, within one node); the planner plans the rest or says why it cannot. "
         "Unset: planned.",
@@ -450,6 +458,7 @@ class Settings:
     port: int
     max_model_len: int | None
     typical_request_tokens: int
+    optimize: str
     tensor_parallel_size: int | None
     pipeline_parallel_size: int | None
     data_parallel_size: int | None

@@ -8,9 +8,10 @@ cheaply; `search` finds the layout (docs/adr/0005, 0016).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .engines.base import MemoryRules
+from .engines.base import DeviceUse, MemoryRules, ReserveTerms
 from .hardware.types import Hardware
 from .layout import Pins, candidate_layouts
 from .model import kv
@@ -38,6 +39,9 @@ class Sizing:
     pins: Pins = field(default_factory=Pins)
     kv_unit: int = 1  # the KV cache is given to the engine in whole units of this (Engine.cpu_kv_cache_unit_bytes)
     swa_ratio: float | None = None  # the engine's SWA pool share (MemoryRules.swa_pool_ratio), for this model
+    # The embedding's bytes (vocab x hidden at the runtime dtype): with pipeline stages the first stage holds
+    # the embedding and the last the LM head, so those two stages carry more than their share of the layers.
+    head_bytes: int = 0
 
     def fraction(self, tp: int, pp: int) -> float:
         """MEM_FRACTION, or what the engine itself picks for this layout."""
@@ -51,6 +55,24 @@ class Sizing:
             return f"MEM_FRACTION={self.mem_fraction}"
         return f"the engine's own fraction {self.fraction(tp, pp):g}"
 
+    def device_use(self, tp: int, pp: int) -> DeviceUse:
+        hardware, shape = self.hardware, self.shape
+        spec = hardware.spec
+        return DeviceUse(
+            tp=tp,
+            pp=pp,
+            memory_bytes=hardware.memory_bytes,
+            gpu="" if hardware.is_cpu else spec.name if spec else hardware.name,
+            nvlink=bool(spec and spec.nvlink),
+            cpu=hardware.is_cpu,
+            vocab_size=shape.vocab_size,
+            hidden_size=shape.hidden_size,
+            layers=math.ceil(shape.layers / pp),
+        )
+
+    def startup(self, tp: int, pp: int) -> int:
+        return self.memory.startup_bytes(self.device_use(tp, pp))
+
     def budget(self, tp: int, pp: int) -> int:
         """Bytes for weights, KV cache and reserve on one device. On the CPU path no more than is available
         now, which the vLLM CPU worker checks the KV cache against (hardware.host)."""
@@ -58,26 +80,30 @@ class Sizing:
         if hardware.is_cpu:
             budget = int(hardware.memory_bytes * self.fraction(tp, pp))
             return budget if hardware.available_bytes is None else min(budget, hardware.available_bytes)
-        nvlink = bool(hardware.spec and hardware.spec.nvlink)
-        usable = hardware.memory_bytes - self.memory.startup_bytes(tp * pp, nvlink)
-        return int(usable * self.fraction(tp, pp))
+        return int((hardware.memory_bytes - self.startup(tp, pp)) * self.fraction(tp, pp))
 
-    @property
-    def reserve(self) -> int:
-        return self.memory.cpu_reserve_bytes if self.hardware.is_cpu else self.memory.reserve_bytes
+    def reserve_terms(self, tp: int, pp: int) -> ReserveTerms:
+        """What the engine allocates inside the budget besides weights and KV cache, term by term."""
+        return self.memory.reserve(self.device_use(tp, pp))
+
+    def reserve(self, tp: int, pp: int) -> int:
+        return sum(size for _, size in self.reserve_terms(tp, pp))
 
     def weights_per_gpu(self, tp: int, pp: int, expert_split: int = 0) -> int:
-        """Weights on one GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
+        """Weights on the fullest GPU; routed experts split `expert_split` ways (EP size, or TP without EP)."""
         expert_split = expert_split or tp
-        return math.ceil(
-            self.weights.dense_bytes / (tp * pp)
-            + self.weights.expert_bytes / (expert_split * pp)
-            + self.draft_bytes / tp
-        )
+        dense = self.weights.dense_bytes
+        if pp > 1 and self.head_bytes:
+            # Stage 0 holds the embedding, the last stage the LM head (a copy of its own when tied): each
+            # holds its share of the layers plus one head (Llama-3.1-8B at PP=4 on vLLM 0.19: 4.26 GiB a GPU,
+            # not a quarter of 14.96; tests/test_calibration.py).
+            heads = self.head_bytes * (1 if self.shape.tie_word_embeddings else 2)
+            dense = (dense - heads) + self.head_bytes * pp
+        return math.ceil(dense / (tp * pp) + self.weights.expert_bytes / (expert_split * pp) + self.draft_bytes / tp)
 
     def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """What is left for the KV cache on one GPU once weights and reserve are placed."""
-        left = self.budget(tp, pp) - self.weights_per_gpu(tp, pp, expert_split) - self.reserve
+        left = self.budget(tp, pp) - self.weights_per_gpu(tp, pp, expert_split) - self.reserve(tp, pp)
         return left // self.kv_unit * self.kv_unit
 
     def context_capacity(self, tp: int, pp: int, expert_split: int = 0) -> int:
@@ -98,14 +124,22 @@ class Layout:
     context: int
 
 
-def search(sizing: Sizing, target: int, explicit: bool) -> Layout | None:
-    """The first layout that holds `target` tokens; else (automatic context) the one with the most room."""
+# Given the layouts of the fewest stages that hold the context (smallest TP first), the one to serve with
+# (throughput.choose: OPTIMIZE); without one, the first.
+Pick = Callable[[list[tuple[int, int]]], tuple[int, int]]
+
+
+def search(sizing: Sizing, target: int, explicit: bool, pick: Pick | None = None) -> Layout | None:
+    """A layout that holds `target` tokens, of the fewest pipeline stages (`pick` chooses among them); else
+    (automatic context) the one with the most room."""
     layouts = candidate_layouts(sizing.shape, sizing.hardware, sizing.pins)
     if not layouts:
         return None
-    for tp, pp in layouts:
-        if sizing.context_capacity(tp, pp) >= target:
-            return Layout(tp, pp, target)
+    holding = [(tp, pp) for tp, pp in layouts if sizing.context_capacity(tp, pp) >= target]
+    if holding:
+        fewest = [layout for layout in holding if layout[1] == holding[0][1]]
+        tp, pp = pick(fewest) if pick else fewest[0]
+        return Layout(tp, pp, target)
     if explicit:
         return None
     # An automatic context shorter than the model's: the fewest stages that give at least MIN_CONTEXT, and of

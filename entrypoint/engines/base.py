@@ -109,20 +109,42 @@ class MetricNames:
 
 
 @dataclass(frozen=True)
+class DeviceUse:
+    """One device of a layout, with the model facts the engine's own allocations on it depend on."""
+
+    tp: int
+    pp: int
+    memory_bytes: int  # as nvidia-smi reports it (or the host's memory on the CPU path)
+    gpu: str  # the catalogue's name ("H100"); "" when unknown or on the CPU path
+    nvlink: bool  # GPUs joined by NVLink (hardware.catalog.GpuSpec.nvlink)
+    cpu: bool  # the CPU path
+    vocab_size: int
+    hidden_size: int
+    layers: int  # on this device: the model's layers over the pipeline stages
+
+
+# What the engine allocates inside its fraction besides weights and KV cache, by name ("activation peak")
+# and bytes, so the plan can show each term.
+ReserveTerms = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class MemoryRules:
     """How the engine's memory flag divides a device, at the pinned version (docs/adr/0018).
 
-    The planner gives weights plus KV cache `fraction x (device memory - startup_bytes)` and keeps
-    `reserve_bytes` of that for what the engine allocates inside its fraction besides weights and KV cache.
+    The planner gives weights plus KV cache `fraction x (device memory - startup_bytes)` less the `reserve`
+    terms: what the engine allocates inside its fraction besides weights and KV cache.
     """
 
     flag: str  # the engine's own flag, which MEM_FRACTION is passed to unchanged
     # The engine's own fraction when MEM_FRACTION is unset: (device MiB, TP, PP, MLA attention) -> fraction.
     default_fraction: Callable[[int, int, int, bool], float]
-    # Memory already gone when the fraction is applied, by GPU: (TP x PP, NVLink) -> bytes.
-    startup_bytes: Callable[[int, bool], int]
-    reserve_bytes: int  # inside the fraction, beside weights and KV cache, on a GPU
-    cpu_reserve_bytes: int = 0  # the same on the CPU path
+    # Device memory the fraction is not applied to (gone before the engine measures, or never shown to CUDA).
+    startup_bytes: Callable[[DeviceUse], int]
+    # What the fraction must also hold besides weights and KV cache, term by term.
+    reserve: Callable[[DeviceUse], ReserveTerms]
+    # What startup_bytes is, for the plan's explanation ("free once the engine has started").
+    startup_meaning: str = "free once the engine has started"
     # Architectures whose sliding-window layers get a window-sized pool; None: every model's do. The others'
     # sliding layers cache every token, like full attention.
     sliding_window_architectures: frozenset[str] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..units import GIB
 from .base import (
     Command,
+    DeviceUse,
     Engine,
     MemoryRules,
     MetricNames,
@@ -167,7 +168,7 @@ def auto_mem_fraction(gpu_mib: int, tp: int, pp: int, mla: bool) -> float:
     return round((gpu_mib - reserved) / gpu_mib, 3)
 
 
-def _startup_bytes(ranks: int, nvlink: bool) -> int:
+def _startup_bytes(use: DeviceUse) -> int:
     """GPU memory gone before sglang measures the free memory its fraction applies to ("Load weight begin.
     avail mem=..."), against nvidia-smi's total. Read from public start-up logs, three so far:
     - Llama-3.1-8B, one H100 (docs.sglang.ai/start/send_request.html, Jan 2025): avail mem=78.81 GB of
@@ -178,7 +179,7 @@ def _startup_bytes(ranks: int, nvlink: bool) -> int:
       usage=1.96 GB", then 137.34 of 140.40 GiB: the context plus 1.96 GiB for NCCL and custom all-reduce.
     """
     context = int(0.85 * GIB)
-    return context + (int(1.96 * GIB) if ranks > 1 and nvlink else 0)
+    return context + (int(1.96 * GIB) if use.tp * use.pp > 1 and use.nvlink else 0)
 
 
 # --mem-fraction-static covers weights and the KV pool only, of the free memory measured before the weights
@@ -188,7 +189,7 @@ MEMORY = MemoryRules(
     flag="--mem-fraction-static",
     default_fraction=auto_mem_fraction,
     startup_bytes=_startup_bytes,
-    reserve_bytes=0,
+    reserve=lambda _use: (),
     # configs/model_config.py is_hybrid_swa_model: only these get sglang's SWA pool; Gemma 2/3 and Mistral cache
     # every token in every layer.
     sliding_window_architectures=frozenset(

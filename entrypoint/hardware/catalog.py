@@ -31,6 +31,9 @@ class GpuSpec:
     # Sold as SXM boards whose GPUs talk over NVLink (the clouds' 8-GPU machines); the engines then set up
     # peer-to-peer buffers for tensor parallelism that PCIe cards do without.
     nvlink: bool = False
+    # Memory bandwidth, GB/s, from the vendor's datasheet: decode reads every weight and the batch's KV cache
+    # once per token, so this bounds tokens per second (OPTIMIZE=throughput, entrypoint.throughput).
+    hbm_gbps: int = 0
 
     @property
     def memory_bytes(self) -> int:
@@ -43,28 +46,28 @@ class GpuSpec:
 
 
 GPUS: tuple[GpuSpec, ...] = (
-    GpuSpec("V100", 16384, "7.0", nvlink=True),
-    GpuSpec("V100-32GB", 32768, "7.0", nvlink=True),
-    GpuSpec("T4", 15360, "7.5"),
-    GpuSpec("A10", 23028, "8.6"),
-    GpuSpec("A10G", 23028, "8.6"),
-    GpuSpec("A40", 46068, "8.6"),
-    GpuSpec("A6000", 49140, "8.6", ("RTXA6000",)),
-    GpuSpec("RTX3090", 24576, "8.6"),
-    GpuSpec("A100", 40960, "8.0", ("A100-40GB",), nvlink=True),
-    GpuSpec("A100-80GB", 81920, "8.0", nvlink=True),
-    GpuSpec("L4", 23034, "8.9"),
-    GpuSpec("L40", 46068, "8.9"),
-    GpuSpec("L40S", 46068, "8.9"),
-    GpuSpec("RTX4090", 24564, "8.9"),
-    GpuSpec("RTX6000-Ada", 49140, "8.9", ("RTX6000Ada", "RTX6000-ADA-GENERATION")),
-    GpuSpec("H100", 81559, "9.0", ("H100-80GB", "H100-SXM", "H100-MEGA"), nvlink=True),
-    GpuSpec("H200", 143771, "9.0", nvlink=True),
-    GpuSpec("GH200", 97871, "9.0"),
-    GpuSpec("B200", 183359, "10.0", nvlink=True),
-    GpuSpec("B300", 274658, "10.3", nvlink=True),  # 288 GB HBM3e datasheet
-    GpuSpec("MI300X", 196592, "gfx942"),
-    GpuSpec("MI325X", 262144, "gfx942"),
+    GpuSpec("V100", 16384, "7.0", nvlink=True, hbm_gbps=900),
+    GpuSpec("V100-32GB", 32768, "7.0", nvlink=True, hbm_gbps=900),
+    GpuSpec("T4", 15360, "7.5", hbm_gbps=320),
+    GpuSpec("A10", 23028, "8.6", hbm_gbps=600),
+    GpuSpec("A10G", 23028, "8.6", hbm_gbps=600),
+    GpuSpec("A40", 46068, "8.6", hbm_gbps=696),
+    GpuSpec("A6000", 49140, "8.6", ("RTXA6000",), hbm_gbps=768),
+    GpuSpec("RTX3090", 24576, "8.6", hbm_gbps=936),
+    GpuSpec("A100", 40960, "8.0", ("A100-40GB",), nvlink=True, hbm_gbps=1555),
+    GpuSpec("A100-80GB", 81920, "8.0", nvlink=True, hbm_gbps=2039),
+    GpuSpec("L4", 23034, "8.9", hbm_gbps=300),
+    GpuSpec("L40", 46068, "8.9", hbm_gbps=864),
+    GpuSpec("L40S", 46068, "8.9", hbm_gbps=864),
+    GpuSpec("RTX4090", 24564, "8.9", hbm_gbps=1008),
+    GpuSpec("RTX6000-Ada", 49140, "8.9", ("RTX6000Ada", "RTX6000-ADA-GENERATION"), hbm_gbps=960),
+    GpuSpec("H100", 81559, "9.0", ("H100-80GB", "H100-SXM", "H100-MEGA"), nvlink=True, hbm_gbps=3350),
+    GpuSpec("H200", 143771, "9.0", nvlink=True, hbm_gbps=4800),
+    GpuSpec("GH200", 97871, "9.0", hbm_gbps=4000),
+    GpuSpec("B200", 183359, "10.0", nvlink=True, hbm_gbps=8000),
+    GpuSpec("B300", 274658, "10.3", nvlink=True, hbm_gbps=8000),  # 288 GB HBM3e datasheet
+    GpuSpec("MI300X", 196592, "gfx942", hbm_gbps=5300),
+    GpuSpec("MI325X", 262144, "gfx942", hbm_gbps=6000),
 )
 
 
