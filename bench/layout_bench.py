@@ -55,8 +55,12 @@ def main() -> None:
                 "TYPICAL_REQUEST_TOKENS": str(tokens),
                 **extra,
             }
-            best = max(case["layouts"] + (case.get("layouts_with_pp") or []), key=lambda row: row["tokens_per_s_per_gpu"])
-            label = f"tp{best['tp']} pp{best['pp']}" + (f" adp{best['attention_dp']}" if best.get("attention_dp", 1) > 1 else "")
+            best = max(
+                case["layouts"] + (case.get("layouts_with_pp") or []), key=lambda row: row["tokens_per_s_per_gpu"]
+            )
+            label = f"tp{best['tp']} pp{best['pp']}" + (
+                f" adp{best['attention_dp']}" if best.get("attention_dp", 1) > 1 else ""
+            )
             try:
                 plan = plan_env(env)[1]
             except EntrypointError as exc:

@@ -117,7 +117,9 @@ def _model_folder(start_key: str, root: str) -> str:
 
 def planned(start: Start, root: Path) -> tuple[int, int, int]:
     """(weights per GPU, KV tokens, KV bytes) as the planner predicts them for this start; KV tokens are
-    compared as bytes for sliding-window models, whose logged token count is not a capacity."""
+    compared as bytes for sliding-window models, whose logged token count is not a capacity. sglang's logged
+    weights are what its load took ("mem usage"), so they are compared with the weights and what the plan
+    says the load allocates besides (its reserve terms)."""
     row, calibration = start.row, start.calibration
     key = f"fixture:{calibration['fixture']}" if "fixture" in calibration else f"config:{calibration['config']}"
     folder = _model_folder(key, str(root))
@@ -143,7 +145,8 @@ def planned(start: Start, root: Path) -> tuple[int, int, int]:
     model = read_model(folder)
     plan = make_plan(settings, from_accelerators(settings.accelerators), model, engine)
     memory = plan.memory_per_gpu
-    return memory.weight_bytes, memory.kv_tokens, memory.kv_cache_bytes if model.shape.sliding_layers else 0
+    loaded = memory.weight_bytes + (memory.reserve_bytes if engine.name == "sglang" else 0)
+    return loaded, memory.kv_tokens, memory.kv_cache_bytes if model.shape.sliding_layers else 0
 
 
 def _logged_weights(start: Start) -> float | None:

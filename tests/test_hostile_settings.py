@@ -64,6 +64,7 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("10000000", {}, 10, "longer than the model's maximum"),
     ],
     "TYPICAL_REQUEST_TOKENS": [("0", {}, 10, "between"), ("4k", {}, 10, "plain integer")],
+    "OPTIMIZE": [("speed", {}, 10, "one of: throughput, latency"), ("max", {}, 10, "one of")],
     "DTYPE": [
         ("int8", {}, 10, "one of"),
         ("bf17", {}, 10, "one of"),

@@ -14,6 +14,7 @@ from .base import (
     Engine,
     MemoryRules,
     MetricNames,
+    ReserveTerms,
     ServeRequest,
     kv_cache_dtype_flags,
     listen_flags,
@@ -182,6 +183,17 @@ def _startup_bytes(use: DeviceUse) -> int:
     return context + (int(1.96 * GIB) if use.tp * use.pp > 1 and use.nvlink else 0)
 
 
+def _load_bytes(use: DeviceUse) -> ReserveTerms:
+    """What sglang's weight load allocates besides the weights, inside its fraction ("Load weight end. ...
+    mem usage=" is the free memory the load took): with TP on PCIe cards, NCCL's buffers, made at the first
+    collective during the load (on NVLink boards they come earlier, in startup_bytes). QwQ-32B at TP=4 on L4s
+    took 15.54 GB for 15.26 GiB of weights (didier-durand/llms-in-clouds), Qwen3-14B at TP=4 on RTX 4090s
+    7.08 for 6.88 (tests/fixtures/calibration/collected/sglang_rows.json)."""
+    if use.tp * use.pp > 1 and not use.nvlink and not use.cpu:
+        return (("NCCL buffers", int(0.25 * GIB)),)
+    return ()
+
+
 # --mem-fraction-static covers weights and the KV pool only, of the free memory measured before the weights
 # load (KV = fraction x free before load - weights: kv_cache_configurator._profile_available_bytes);
 # activations, CUDA graphs and NCCL live in the rest, which sglang sizes itself (auto_mem_fraction).
@@ -189,7 +201,7 @@ MEMORY = MemoryRules(
     flag="--mem-fraction-static",
     default_fraction=auto_mem_fraction,
     startup_bytes=_startup_bytes,
-    reserve=lambda _use: (),
+    reserve=_load_bytes,
     # configs/model_config.py is_hybrid_swa_model: only these get sglang's SWA pool; Gemma 2/3 and Mistral cache
     # every token in every layer.
     sliding_window_architectures=frozenset(
