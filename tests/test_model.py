@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from entrypoint.model.shape import from_config
 from entrypoint.model.source import read_local_header, read_model
 from entrypoint.model.weights import Tally
 from tests.support.modelgen import architecture_tensors, header_bytes, load_fixture, quantize, write_header_only
+from tests.support.modelgen import build as modelgen_build
 
 BASE = {
     "num_attention_heads": 32,
@@ -192,3 +194,20 @@ def test_the_raw_byte_number_check_and_the_per_tensor_checks_read_a_header_alike
         seen.append((data_end, tally.summary()))
     assert seen[0] == seen[1]
     assert seen[0][1].checkpoint_bytes == seen[0][0]
+
+
+def test_headers_read_by_forked_workers_sum_and_fail_as_one_by_one(tmp_path, monkeypatch):
+    # 40 shards: two workers of 20 where the machine has two CPUs (SHARDS_PER_WORKER = 16).
+    from entrypoint.model import source
+
+    monkeypatch.setattr(source.os, "sched_getaffinity", lambda _pid: {0, 1})
+    folder = modelgen_build("Qwen2.5-7B-Instruct", tmp_path, shards=40)
+    files = source._local_shards(str(folder), "m")
+    shape = from_config(json.loads((folder / "config.json").read_text()))
+    assert source._summarize_headers(files, shape) == source._summarize(files, shape)
+    for index in (30, 5):  # the second worker's run, then the first's: the earliest file is named
+        path = folder / Path(files[index]).name
+        path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(CorruptCheckpointError) as caught:
+        source._summarize_headers(files, shape)
+    assert Path(files[5]).name in caught.value.message

@@ -80,6 +80,15 @@ class Tally:
         return WeightSummary(numel=numel, skipped_mtp_tensors=self._skipped)
 
 
+def merged(summaries: list[WeightSummary]) -> WeightSummary:
+    """One summary of several (the shards read by separate workers)."""
+    numel: dict[Bucket, int] = {}
+    for summary in summaries:
+        for bucket, count in summary.numel.items():
+            numel[bucket] = numel.get(bucket, 0) + count
+    return WeightSummary(numel=numel, skipped_mtp_tensors=sum(s.skipped_mtp_tensors for s in summaries))
+
+
 def summarize(tensors: Mapping[str, Tensor], shape: ModelShape) -> WeightSummary:
     """The summary of tensors already in hand (the Hub's parsed headers)."""
     tally = Tally(shape)
