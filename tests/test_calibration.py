@@ -6,7 +6,8 @@ config or fixture, the GPU as the catalogue names it); the others say in `exclud
 planned by `make_plan` itself, with the engine's memory rules for the row's engine version (written once per
 version range below, never per row), and compared with what the engine logged:
 
-- weights per GPU within 2% on every row;
+- weights per GPU within 2% on every row but those whose `known_weights_miss` says why not (which must
+  still miss, so a fix shows);
 - KV cache tokens within 10% on at least 90% of the rows, with a median error under 5%, per engine.
 
 `pytest tests/test_calibration.py -s` prints the table of errors.
@@ -115,9 +116,9 @@ def _model_folder(start_key: str, root: str) -> str:
     return str(folder)
 
 
-def planned(start: Start, root: Path) -> tuple[int, int, int]:
-    """(weights per GPU, KV tokens, KV bytes) as the planner predicts them for this start; KV tokens are
-    compared as bytes for sliding-window models, whose logged token count is not a capacity. sglang's logged
+def planned(start: Start, root: Path) -> tuple[int, int, int, int]:
+    """(weights per GPU, KV tokens, KV bytes, KV bytes if the model has sliding windows else 0) as the
+    planner predicts them for this start: a sliding-window model's logged token count is not a capacity. sglang's logged
     weights are what its load took ("mem usage"), so they are compared with the weights and what the plan
     says the load allocates besides (its reserve terms)."""
     row, calibration = start.row, start.calibration
@@ -146,7 +147,8 @@ def planned(start: Start, root: Path) -> tuple[int, int, int]:
     plan = make_plan(settings, from_accelerators(settings.accelerators), model, engine)
     memory = plan.memory_per_gpu
     loaded = memory.weight_bytes + (memory.reserve_bytes if engine.name == "sglang" else 0)
-    return loaded, memory.kv_tokens, memory.kv_cache_bytes if model.shape.sliding_layers else 0
+    sliding = memory.kv_cache_bytes if model.shape.sliding_layers else 0
+    return loaded, memory.kv_tokens, memory.kv_cache_bytes, sliding
 
 
 def _logged_weights(start: Start) -> float | None:
@@ -173,16 +175,18 @@ def test_the_plan_matches_what_the_engine_allocated(engine, tmp_path_factory):
     root = tmp_path_factory.mktemp("calibration")
     table, weight_misses, kv_errors = [], [], []
     for start in _starts(engine):
-        weights, tokens, sliding_bytes = planned(start, root)
+        weights, tokens, kv_bytes, sliding_bytes = planned(start, root)
         logged_weights, logged_tokens = _logged_weights(start), _logged_tokens(start)
-        if sliding_bytes:
+        if sliding_bytes or not logged_tokens:
             # vLLM logs a sliding-window model's KV cache as tokens of every layer (gemma-2-9b: 54.12 GiB /
-            # 344,064 bytes a token = 168,880): compare the bytes.
-            tokens, logged_tokens = sliding_bytes, int(start.row["logged"]["available_kv_cache_gib"] * GIB)
+            # 344,064 bytes a token = 168,880), and some summaries give only GiB: compare the bytes.
+            tokens, logged_tokens = kv_bytes, int(start.row["logged"]["available_kv_cache_gib"] * GIB)
         weight_error = _error(weights, logged_weights) if logged_weights else None
         kv_error = _error(tokens, logged_tokens) if logged_tokens else None
-        if weight_error is not None and abs(weight_error) > 0.02:
-            weight_misses.append(start.name)
+        known = "known_weights_miss" in start.calibration
+        if weight_error is not None and (abs(weight_error) > 0.02) != known:
+            # A known miss that now matches must lose its note, so the table stays true.
+            weight_misses.append(start.name + (" (a known miss that now matches)" if known else ""))
         if kv_error is not None:
             kv_errors.append(abs(kv_error))
         table.append(
