@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import OTHER_EXIT_CODES, all_error_classes
+from .model import families
 from .settings import SETTINGS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -35,7 +37,29 @@ def exit_codes_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"settings": settings_table, "exit-codes": exit_codes_table}
+def families_table() -> str:
+    """What TOOL_CALL_PARSER=auto and REASONING_PARSER=auto turn on, from model.families.FAMILIES."""
+
+    def names(parsers: Mapping[str, str], engine: str) -> str:
+        return f"`{parsers[engine]}`" if engine in parsers else "—"
+
+    rows = [
+        "| Family | model_type | Chat template must show | Tools: vLLM | Tools: sglang | Reasoning: vLLM | "
+        "Reasoning: sglang |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for family in families.FAMILIES:
+        # A pipe would end the table cell, even inside backticks.
+        markers = ", ".join(f"`{marker}`".replace("|", "\\|") for marker in family.template_has) or "—"
+        rows.append(
+            f"| {family.name} | {', '.join(f'`{kind}`' for kind in family.model_types)} | {markers} | "
+            f"{names(family.tools, 'vllm')} | {names(family.tools, 'sglang')} | "
+            f"{names(family.reasoning, 'vllm')} | {names(family.reasoning, 'sglang')} |"
+        )
+    return "\n".join(rows)
+
+
+SECTIONS = {"settings": settings_table, "exit-codes": exit_codes_table, "families": families_table}
 
 
 def render(text: str) -> str:

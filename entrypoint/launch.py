@@ -217,6 +217,7 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
         trust_remote_code=settings.trust_remote_code,
         api_key=settings.api_key,
         requested_quantization=settings.quantization,
+        chat_template=settings.chat_template,
         python=python,
         cluster=cluster.from_settings(settings),
         tls_cert=settings.tls_cert_file,

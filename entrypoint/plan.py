@@ -17,7 +17,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import fixes, quantization, throughput
+from . import features, fixes, quantization, throughput
 from .engines.base import Engine, ReserveTerms
 from .errors import EntrypointError, SettingError, UnsupportedByEngineError
 from .hardware.types import Hardware
@@ -88,6 +88,11 @@ class Plan:
     gpu_catalog_name: str | None = None  # the GPU as ACCELERATORS spells it; None for CPU, MIG, unknown GPUs
     concurrency: Concurrency | None = None
     kv_cache_dtype: str = "auto"  # KV_CACHE_DTYPE as resolved; the engine spells it (Engine.kv_cache_dtypes)
+    architecture: str = ""  # config.json's first architecture
+    task: str = "generate"  # TASK as resolved (entrypoint.features)
+    detected_task: str = "generate"  # what the model's files suggest, which an engine's auto mode follows
+    tool_call_parser: str | None = None  # the engine's parser name; None: no tool calling
+    reasoning_parser: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -112,6 +117,7 @@ def make_plan(
     shape = model.shape
     reasons: list[str] = []
     warnings: list[str] = list(hardware.notes)
+    serving = features.resolve(settings, model, engine, reasons, warnings)
     speculation = speculation_for(settings, shape, engine)
     if not speculation and (settings.spec_method or settings.spec_draft_model or settings.spec_num_tokens):
         warnings.append(
@@ -210,6 +216,11 @@ def make_plan(
         gpu_catalog_name=hardware.spec.name if hardware.spec else None,
         concurrency=concurrency,
         kv_cache_dtype=kv_dtype,
+        architecture=shape.architecture,
+        task=serving.task,
+        detected_task=serving.detected_task,
+        tool_call_parser=serving.tool_call_parser,
+        reasoning_parser=serving.reasoning_parser,
     )
 
 

@@ -145,6 +145,14 @@ def _readable_file(raw: str) -> str:
         raise ValueError(f"the file cannot be read ({exc.strerror})") from None
 
 
+def _parser_name(raw: str) -> str:
+    """auto, none, or a parser name (checked against the engine's own names when the plan is made)."""
+    text = raw.strip()
+    if not text or not all(ch.isalnum() or ch in "_-." for ch in text):
+        raise ValueError("a parser name is letters, digits, '_', '-' or '.' (or auto, none)")
+    return text.lower() if text.lower() in ("auto", "none") else text
+
+
 MIN_API_KEY_LENGTH = 16
 MAX_SECRET_FILE_BYTES = 4096  # keys and tokens are short; anything longer is the wrong file
 
@@ -290,6 +298,36 @@ SETTINGS: tuple[Setting, ...] = (
         "reproduces (vLLM 0.92; sglang's automatic value from GPU memory, TP and graphs).",
         "0.9",
         _fraction,
+    ),
+    Setting(
+        "TASK",
+        "What the model serves: generate (chat and completions), embed (/v1/embeddings), classify or score "
+        "(/classify, /score, /rerank). auto: from modules.json and the architecture.",
+        "embed",
+        _choice("auto", "generate", "embed", "classify", "score"),
+        default="auto",
+    ),
+    Setting(
+        "TOOL_CALL_PARSER",
+        "How tool calls are read from the model's output: auto (the model family's parser for this engine, "
+        "when its chat template takes tools), none, or one of the engine's parser names.",
+        "hermes",
+        _parser_name,
+        default="auto",
+    ),
+    Setting(
+        "REASONING_PARSER",
+        "How thinking is split from the answer (vLLM's `reasoning`, sglang's `reasoning_content` field): auto "
+        "(the family's parser when its chat template thinks), none, or one of the engine's parser names.",
+        "deepseek_r1",
+        _parser_name,
+        default="auto",
+    ),
+    Setting(
+        "CHAT_TEMPLATE",
+        "A Jinja chat template file for models without one (or to replace theirs), given to --chat-template.",
+        "/models/template.jinja",
+        _readable_file,
     ),
     Setting(
         "HF_TOKEN",
@@ -467,6 +505,10 @@ class Settings:
     kv_cache_dtype: str
     quantization: str | None
     mem_fraction: float | None
+    task: str
+    tool_call_parser: str
+    reasoning_parser: str
+    chat_template: str | None
     hf_token: str | None
     hf_revision: str | None
     trust_remote_code: bool

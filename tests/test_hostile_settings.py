@@ -95,6 +95,19 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("bfloat16", {"ENGINE": "vllm", "ACCELERATORS": "cpu"}, 13, "CPU attention"),
         (ESC, {}, 10, "control character"),
     ],
+    "TASK": [("embedding", {}, 10, "one of: auto, generate, embed"), (ESC, {}, 10, "control character")],
+    "TOOL_CALL_PARSER": [
+        ("not_a_parser", {}, 13, "is not a parser sglang has"),
+        ("llama3_json", {}, 13, "use one of:"),  # vLLM's name, refused by sglang with sglang's names
+        ("hermes;rm", {}, 10, "a parser name is letters"),
+        ("qwen25", {"ENGINE": "vllm"}, 13, "is not a parser vllm has"),
+    ],
+    "REASONING_PARSER": [
+        ("deepseek_r1", {}, 13, "is not a parser sglang has"),  # vLLM's spelling; sglang's is deepseek-r1
+        ("deepseek-r1", {"ENGINE": "vllm"}, 13, "is not a parser vllm has"),
+        ("$(reboot)", {}, 10, "a parser name is letters"),
+    ],
+    "CHAT_TEMPLATE": [("/models/no-such-template.jinja", {}, 10, "cannot be read")],
     "QUANTIZATION": [
         ("nope", {}, 10, "is not a sglang quantization method"),
         ("awq", {}, 10, "needs a checkpoint quantized with awq"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import socket
 
 import pytest
@@ -42,8 +43,10 @@ def test_reference_plans_through_the_hub(tmp_path, hub, repo_id, fixture, accele
     plan = json.loads(result.stdout)
     assert (plan["tp"], plan["pp"], plan["dp"], plan["ep"]) == expected
     assert plan["model_location"] == "hub"
-    # config.json (HEAD + GET) and every shard header in one request.
-    assert hub.count() == 3, hub.requests
+    # config.json (HEAD + GET), every shard header in one request, and a HEAD for each of the small files that
+    # decide the chat template and the task (chat_template.jinja, tokenizer_config.json, modules.json; a file
+    # the repo has is also fetched: none here).
+    assert hub.count() == 6, hub.requests
     assert hub.count("/safetensors-metadata/") == 1
     assert hub.count(".safetensors") == 1  # that one request, never a shard download
 
@@ -58,7 +61,7 @@ def test_without_the_one_request_endpoint_headers_are_read_in_parallel(tmp_path,
     assert json.loads(result.stdout)["tp"] == 4
     shard_reads = [line for line in hub.requests if line.startswith("GET") and "-of-00030.safetensors" in line]
     assert len(shard_reads) == 30  # one ranged read per shard, no more
-    assert hub.count() <= 30 + 7
+    assert hub.count() <= 30 + 10
 
 
 def test_revision_is_passed_through(tmp_path, hub):
@@ -202,3 +205,26 @@ def test_hostile_headers_through_the_hub_are_refused_as_local_ones_are(tmp_path,
     assert result.returncode == 33, result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: TARGET_MODEL=evil/negative: ") and text in line, line
+
+
+def test_the_chat_template_and_modules_json_are_read_through_the_hub(tmp_path, hub, models):
+    """The small files decide the parsers and the task on the Hub as in a folder: a Qwen2.5 with its Hermes
+    tool template gets vLLM's hermes parser; with modules.json it is served for embeddings."""
+    chat = tmp_path / "chat"
+    shutil.copytree(models("Qwen2.5-7B-Instruct"), chat)
+    template = "{%- if tools %}{{ tools }}<tool_call>{%- endif %}{% for m in messages %}{{ m.content }}{% endfor %}"
+    (chat / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
+    embed = tmp_path / "embed"
+    shutil.copytree(chat, embed)
+    (embed / "modules.json").write_text("[]")
+    hub.add("Qwen/chat", chat)
+    hub.add("Qwen/embed", embed)
+    plans = {}
+    for repo in ("Qwen/chat", "Qwen/embed"):
+        env = hub_env(tmp_path, hub, TARGET_MODEL=repo, ACCELERATORS="H100:1", ENGINE="vllm")
+        result = run_cli(["plan", "--json"], env)
+        assert result.returncode == 0, result.stderr
+        plans[repo] = json.loads(result.stdout)
+    assert (plans["Qwen/chat"]["task"], plans["Qwen/chat"]["tool_call_parser"]) == ("generate", "hermes")
+    assert (plans["Qwen/embed"]["task"], plans["Qwen/embed"]["tool_call_parser"]) == ("embed", None)
+    assert hub.count("tokenizer_config.json") == 4  # HEAD and GET for each repo: it is there

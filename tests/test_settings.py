@@ -160,6 +160,9 @@ def test_table_is_complete(tmp_path):
         if setting.name.startswith("TLS_"):  # file paths: the example's folder exists only in a container
             assert setting.example.startswith("/run/secrets/")
             load({"TARGET_MODEL": "m", "TLS_CERT_FILE": str(pem), "TLS_KEY_FILE": str(pem)})
+        elif setting.name == "CHAT_TEMPLATE":  # a file in the container's model volume
+            assert setting.example.startswith("/models/")
+            load({"TARGET_MODEL": "m", "CHAT_TEMPLATE": str(pem)})
         elif not setting.secret:
             load({"TARGET_MODEL": "m", setting.name: setting.example})
 

@@ -37,6 +37,7 @@ class ServeRequest:
     tls_key: str | None = None
     log_requests: bool = False
     shutdown_timeout: int = 30  # seconds in-flight requests may finish after SIGTERM
+    chat_template: str | None = None  # CHAT_TEMPLATE: a Jinja file given to --chat-template
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ def kv_cache_dtype_flags(request: ServeRequest, spelling: Mapping[str, str]) -> 
     """Both engines take --kv-cache-dtype, with their own values (`Engine.kv_cache_dtypes`); auto is the default."""
     kv_dtype = request.plan.kv_cache_dtype
     return [] if kv_dtype == "auto" else ["--kv-cache-dtype", spelling[kv_dtype]]
+
+
+def chat_template_flags(request: ServeRequest) -> list[str]:
+    """Both engines take a template file as --chat-template."""
+    return ["--chat-template", request.chat_template] if request.chat_template else []
 
 
 def tls_flags(request: ServeRequest) -> list[str]:
@@ -198,6 +204,10 @@ class Engine:
     cpu_kv_cache_unit_bytes: int = 1
     # The KV cache dtypes the engine's CPU attention takes (the CPU path only).
     cpu_kv_cache_dtypes: frozenset[str] = frozenset({"auto"})
+    # Parser names the engine registers at the pinned version (TOOL_CALL_PARSER, REASONING_PARSER and the
+    # family table's choices are checked against them; tests/test_contract.py reads the installed registries).
+    tool_parsers: frozenset[str] = frozenset()
+    reasoning_parsers: frozenset[str] = frozenset()
     # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds
     # (Dockerfile.sglang, Dockerfile.vllm); AMD GPUs need the engines' own ROCm images.
     gpu_vendors: frozenset[str] = frozenset({"nvidia"})

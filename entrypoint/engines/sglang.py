@@ -16,6 +16,7 @@ from .base import (
     MetricNames,
     ReserveTerms,
     ServeRequest,
+    chat_template_flags,
     kv_cache_dtype_flags,
     listen_flags,
     memory_flags,
@@ -183,6 +184,107 @@ def _startup_bytes(use: DeviceUse) -> int:
     return context + (int(1.96 * GIB) if use.tp * use.pp > 1 and use.nvlink else 0)
 
 
+# sglang/srt/function_call/parser_names.py TOOL_CALL_PARSER_NAMES and srt/parser/reasoning_parser_names.py
+# REASONING_PARSER_NAMES at 0.5.23 (tests/test_contract.py compares them with the installed engine's).
+TOOL_PARSERS = frozenset(
+    [
+        "apertus2509",
+        "beam",
+        "cohere_command4",
+        "deepseekv3",
+        "deepseekv31",
+        "deepseekv32",
+        "deepseekv4",
+        "deepseekv41",
+        "dots",
+        "gemma4",
+        "gigachat3",
+        "gigachat35",
+        "glm",
+        "glm45",
+        "glm47",
+        "gpt-oss",
+        "hermes",
+        "hunyuan",
+        "inkling",
+        "interns1",
+        "iquest_q1",
+        "k2_horizon",
+        "kimi_k2",
+        "kimi_k3",
+        "lfm2",
+        "ling3",
+        "llama3",
+        "mimo",
+        "minicpm5",
+        "minimax-m2",
+        "minimax-m3",
+        "mistral",
+        "muse",
+        "nanbeige",
+        "poolside_v1",
+        "pythonic",
+        "qwen",
+        "qwen25",
+        "qwen3_coder",
+        "response_template",
+        "spark25",
+        "step3",
+        "step3p5",
+        "trinity",
+    ]
+)
+REASONING_PARSERS = frozenset(
+    [
+        "apertus2509",
+        "beam",
+        "cohere_command4",
+        "deepseek-r1",
+        "deepseek-v3",
+        "deepseek-v4",
+        "deepseek-v41",
+        "dots",
+        "gemma4",
+        "gigachat35",
+        "glm45",
+        "gpt-oss",
+        "granite_thinking_parser",
+        "hunyuan",
+        "inkling",
+        "interns1",
+        "iquest_q1",
+        "k2_horizon",
+        "kimi",
+        "kimi_k2",
+        "kimi_k3",
+        "ling3",
+        "mimo",
+        "minimax",
+        "minimax-append-think",
+        "minimax-m3",
+        "mistral",
+        "muse",
+        "nanbeige",
+        "nemotron_3",
+        "poolside_v1",
+        "qwen3",
+        "qwen3-thinking",
+        "response_template",
+        "step3",
+        "step3p5",
+    ]
+)
+
+
+def _serving_flags(request: ServeRequest) -> list[str]:
+    """Pooling, tool calling and reasoning (entrypoint.features); sglang has no --enable-auto-tool-choice."""
+    plan = request.plan
+    if plan.task != "generate":
+        return ["--is-embedding"]
+    flags = ["--tool-call-parser", plan.tool_call_parser] if plan.tool_call_parser else []
+    return flags + (["--reasoning-parser", plan.reasoning_parser] if plan.reasoning_parser else [])
+
+
 def _load_bytes(use: DeviceUse) -> ReserveTerms:
     """What sglang's weight load allocates besides the weights, inside its fraction ("Load weight end. ...
     mem usage=" is the free memory the load took): with TP on PCIe cards, NCCL's buffers, made at the first
@@ -259,6 +361,8 @@ def build(request: ServeRequest) -> Command:
         plan.dtype,
         *memory_flags(request, MEMORY),
         *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
+        *_serving_flags(request),
+        *chat_template_flags(request),
     ]
     argv += model_source_flags(request)
     argv += _speculative_args(request)
@@ -318,6 +422,8 @@ ENGINE = Engine(
     build=build,
     # observability/metrics_collector.py (sglang) and v1/metrics/loggers.py (vLLM) at the pinned versions.
     memory=MEMORY,
+    tool_parsers=TOOL_PARSERS,
+    reasoning_parsers=REASONING_PARSERS,
     metric_names=MetricNames(
         requests="sglang:num_requests",
         running="sglang:num_running_reqs",

@@ -20,6 +20,7 @@ from .base import (
     MetricNames,
     ReserveTerms,
     ServeRequest,
+    chat_template_flags,
     kv_cache_dtype_flags,
     listen_flags,
     memory_flags,
@@ -111,6 +112,111 @@ SPECULATIVE_METHODS = {
 DEFAULT_SPECULATIVE_TOKENS = 3  # vLLM requires a count for ngram and for drafts whose config gives none
 # KV_CACHE_DTYPE -> --kv-cache-dtype: the same names (0.32 config/cache.py).
 KV_CACHE_DTYPES = {name: name for name in ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16")}
+# vllm/tool_parsers/__init__.py _TOOL_PARSERS_TO_REGISTER and vllm/reasoning/__init__.py
+# _REASONING_PARSERS_TO_REGISTER at 0.32.0 (tests/test_contract.py compares them with the installed engine's).
+TOOL_PARSERS = frozenset(
+    [
+        "apertus",
+        "cohere_command3",
+        "cohere_command4",
+        "deepseek_v3",
+        "deepseek_v31",
+        "deepseek_v32",
+        "deepseek_v4",
+        "deepseek_v41",
+        "dots",
+        "ernie45",
+        "functiongemma",
+        "gemma4",
+        "gigachat3",
+        "glm45",
+        "glm47",
+        "granite",
+        "granite-20b-fc",
+        "granite4",
+        "hermes",
+        "hf",
+        "hunyuan_a13b",
+        "hy_v3",
+        "hy_v4",
+        "inkling",
+        "internlm",
+        "jamba",
+        "k2_horizon",
+        "kimi_k2",
+        "kimi_k3",
+        "lfm2",
+        "ling3",
+        "llama3_json",
+        "llama4_json",
+        "llama4_pythonic",
+        "longcat",
+        "mimo",
+        "minicpm5",
+        "minimax_m2",
+        "minimax_m3",
+        "mistral",
+        "muse_glimmer",
+        "olmo3",
+        "openai",
+        "phi4_mini_json",
+        "plamo3",
+        "poolside_v1",
+        "pythonic",
+        "qwen3_coder",
+        "qwen3_json",
+        "qwen3_xml",
+        "seed_oss",
+        "step3",
+        "step3p5",
+        "xlam",
+    ]
+)
+REASONING_PARSERS = frozenset(
+    [
+        "cohere_command3",
+        "cohere_command4",
+        "deepseek_r1",
+        "deepseek_v3",
+        "deepseek_v4",
+        "deepseek_v41",
+        "ernie45",
+        "gemma4",
+        "glm45",
+        "glm47",
+        "granite",
+        "granite_thinking_parser",
+        "hf",
+        "holo2",
+        "hunyuan_a13b",
+        "hy_v3",
+        "hy_v4",
+        "inkling",
+        "k2_horizon",
+        "kimi_k2",
+        "kimi_k3",
+        "ling3",
+        "mimo",
+        "minicpmv",
+        "minimax_m2",
+        "minimax_m2_append_think",
+        "minimax_m3",
+        "mistral",
+        "muse_glimmer",
+        "nemotron_v3",
+        "olmo3",
+        "openai_gptoss",
+        "plamo3",
+        "poolside_v1",
+        "qwen3",
+        "seed_oss",
+        "step3",
+        "step3p5",
+    ]
+)
+# TASK -> --convert for a generative architecture served as a pooling model (config/model.py
+# _SUFFIX_TO_DEFAULTS); pooling architectures need only --runner pooling.
+CONVERT = {"embed": "embed", "classify": "classify", "score": "classify"}
 API_KEY_VARIABLE = "VLLM_API_KEY"  # the key in the environment, so not on argv, so not in `ps`
 
 
@@ -194,6 +300,21 @@ MEMORY = MemoryRules(
 )
 
 
+def _serving_flags(request: ServeRequest) -> list[str]:
+    """Pooling, tool calling and reasoning (entrypoint.features): vLLM needs --enable-auto-tool-choice too."""
+    plan = request.plan
+    if plan.task != "generate":
+        generative = plan.architecture.endswith(("ForCausalLM", "ForConditionalGeneration"))
+        return ["--runner", "pooling"] + (["--convert", CONVERT[plan.task]] if generative else [])
+    # TASK=generate on a model whose modules.json would make vLLM's auto runner pool it.
+    flags = ["--runner", "generate"] if plan.detected_task != "generate" else []
+    if plan.tool_call_parser:
+        flags += ["--enable-auto-tool-choice", "--tool-call-parser", plan.tool_call_parser]
+    if plan.reasoning_parser:
+        flags += ["--reasoning-parser", plan.reasoning_parser]
+    return flags
+
+
 def build(request: ServeRequest) -> Command:
     plan = request.plan
     argv = [
@@ -234,6 +355,8 @@ def build(request: ServeRequest) -> Command:
         plan.dtype,
         *memory_flags(request, MEMORY),
         *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
+        *_serving_flags(request),
+        *chat_template_flags(request),
     ]
     argv += model_source_flags(request)
     if plan.speculative:
@@ -278,6 +401,8 @@ ENGINE = Engine(
     api_key_variable=API_KEY_VARIABLE,
     build=build,
     memory=MEMORY,
+    tool_parsers=TOOL_PARSERS,
+    reasoning_parsers=REASONING_PARSERS,
     metric_names=MetricNames(
         requests="vllm:request_success",
         running="vllm:num_requests_running",

