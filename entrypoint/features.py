@@ -27,14 +27,17 @@ class Serving:
     detected_task: str  # what the model itself suggests (an engine's own auto-detection would pick it)
     tool_call_parser: str | None  # the engine's spelling; None: no tool calling
     reasoning_parser: str | None
+    # Inputs per request of a multimodal model, by modality; () text only; None: the model takes only text.
+    mm_limits: tuple[tuple[str, int], ...] | None = None
 
 
 def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[str], warnings: list[str]) -> Serving:
     template = model.files.chat_template
     task = _task(settings, model, reasons)
     detected = families.task_of(model.config, model.files)[0]
+    limits = _mm_limits(settings, model, reasons, warnings)
     if task != "generate":
-        return Serving(task, detected, None, None)
+        return Serving(task, detected, None, None, limits)
     if template is None and not settings.chat_template:
         warnings.append(
             f"{model.name} has no chat template (tokenizer_config.json or chat_template.jinja): "
@@ -59,7 +62,31 @@ def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[
     )
     if family is not None and (tools or thinking):
         reasons.append(f"family: {family.name} (model_type {families.model_type(model.config)}, chat template).")
-    return Serving(task, detected, tools, thinking)
+    return Serving(task, detected, tools, thinking, limits)
+
+
+def _mm_limits(
+    settings: Settings, model: ModelInfo, reasons: list[str], warnings: list[str]
+) -> tuple[tuple[str, int], ...] | None:
+    taken = families.modalities(model.config)
+    asked = settings.mm_limit
+    if not taken:
+        if asked:
+            warnings.append(f"MM_LIMIT is set but {model.name} takes only text: it is ignored.")
+        return None
+    if asked is not None and (extra := sorted(set(asked) - set(taken))):
+        raise SettingError(
+            f"MM_LIMIT asks for {', '.join(extra)} but {model.name} takes {', '.join(taken)}",
+            f"for example MM_LIMIT={','.join(f'{name}=1' for name in taken)}, or MM_LIMIT=0 for text only",
+        )
+    if asked == {}:
+        reasons.append(f"inputs: text only (MM_LIMIT=0): the model's {', '.join(taken)} inputs are turned off.")
+        return ()
+    limits = {name: (asked or families.DEFAULT_MM_LIMITS).get(name, 0) for name in taken}
+    shown = ", ".join(f"{name}={count}" for name, count in limits.items())
+    source = "MM_LIMIT" if asked else "the default here (vLLM's own is 999 of each, and it reserves memory for them)"
+    reasons.append(f"inputs: at most {shown} per request, by {source}; the vision weights are in the headers.")
+    return tuple(limits.items())
 
 
 def _task(settings: Settings, model: ModelInfo, reasons: list[str]) -> str:

@@ -93,6 +93,7 @@ class Plan:
     detected_task: str = "generate"  # what the model's files suggest, which an engine's auto mode follows
     tool_call_parser: str | None = None  # the engine's parser name; None: no tool calling
     reasoning_parser: str | None = None
+    mm_limits: tuple[tuple[str, int], ...] | None = None  # per request by modality; (): text only; None: text model
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -221,6 +222,7 @@ def make_plan(
         detected_task=serving.detected_task,
         tool_call_parser=serving.tool_call_parser,
         reasoning_parser=serving.reasoning_parser,
+        mm_limits=serving.mm_limits,
     )
 
 

@@ -145,6 +145,25 @@ def _readable_file(raw: str) -> str:
         raise ValueError(f"the file cannot be read ({exc.strerror})") from None
 
 
+MODALITIES = ("image", "video", "audio")
+
+
+def _mm_limit(raw: str) -> dict[str, int]:
+    """`image=4,video=1` -> {"image": 4, "video": 1}; `0` -> {} (text only)."""
+    text = raw.strip().lower()
+    if text in ("0", "none"):
+        return {}
+    limits: dict[str, int] = {}
+    for part in text.split(","):
+        name, equals, count = part.strip().partition("=")
+        if not equals or name not in MODALITIES or not count.strip().isdigit() or int(count) > 64:
+            raise ValueError("a list like image=4,video=1 (image, video, audio; 0 to 64 each), or 0 for text only")
+        if name in limits:
+            raise ValueError(f"{name} is given twice")
+        limits[name] = int(count)
+    return limits
+
+
 def _parser_name(raw: str) -> str:
     """auto, none, or a parser name (checked against the engine's own names when the plan is made)."""
     text = raw.strip()
@@ -322,6 +341,14 @@ SETTINGS: tuple[Setting, ...] = (
         "deepseek_r1",
         _parser_name,
         default="auto",
+    ),
+    Setting(
+        "MM_LIMIT",
+        "Images, videos and audio clips a request may carry to a multimodal model, e.g. image=4,video=1 (the "
+        "engine reserves memory for the most these allow); 0: text only (vLLM loads no vision tower). Unset: "
+        "image=4, video=1, audio=1 of what the model takes.",
+        "image=2,video=0",
+        _mm_limit,
     ),
     Setting(
         "CHAT_TEMPLATE",
@@ -509,6 +536,7 @@ class Settings:
     tool_call_parser: str
     reasoning_parser: str
     chat_template: str | None
+    mm_limit: dict[str, int] | None
     hf_token: str | None
     hf_revision: str | None
     trust_remote_code: bool

@@ -351,13 +351,31 @@ SHAPE = {
 }
 
 
+# The published configs' multimodal parts (their vision towers' weights are not generated: sizes do not
+# matter here).
+VISION = {"vision_config": {"model_type": "vision"}}
+EXTRA_CONFIG = {
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct": VISION,
+    "google/gemma-3-27b-it": VISION,
+    "llava-hf/llava-1.5-7b-hf": VISION,
+    "Qwen/Qwen2.5-VL-7B-Instruct": VISION,
+}
+# What each multimodal model is allowed per request by default (families.DEFAULT_MM_LIMITS of its inputs).
+MM_LIMITS = {
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct": (("image", 4),),
+    "google/gemma-3-27b-it": (("image", 4),),
+    "llava-hf/llava-1.5-7b-hf": (("image", 4),),
+    "Qwen/Qwen2.5-VL-7B-Instruct": (("image", 4), ("video", 1)),
+}
+
+
 def build(root: Path, row) -> Path:
     name, model_type, architecture, markers, sentence_transformers = row[:5]
     folder = root / name.replace("/", "__")
     if folder.exists():
         return folder
     folder.mkdir(parents=True)
-    config = {"architectures": [architecture], "model_type": model_type, **SHAPE}
+    config = {"architectures": [architecture], "model_type": model_type, **SHAPE, **EXTRA_CONFIG.get(name, {})}
     (folder / "config.json").write_text(json.dumps(config))
     modelgen.write_shards(folder, modelgen.architecture_tensors(config), 1)
     if markers is not None:
@@ -387,6 +405,7 @@ def test_each_family_gets_its_engines_parsers_and_task(root, row):
     for engine, expected in (("vllm", row[6]), ("sglang", row[7])):
         _, plan = planned(root, row, engine)
         assert (plan.task, plan.tool_call_parser, plan.reasoning_parser) == expected, engine
+        assert plan.mm_limits == MM_LIMITS.get(row[0]), engine
         for parser in (plan.tool_call_parser, plan.reasoning_parser):
             assert parser is None or any(parser in reason for reason in plan.reasons)
 
@@ -462,11 +481,29 @@ def test_the_engines_parse_every_familys_flags_and_have_our_parser_names(root, e
         args = result["args"]
         assert (args["tool_call_parser"] or None) == plan.tool_call_parser, argv  # vLLM: "" when unset
         assert (args["reasoning_parser"] or None) == plan.reasoning_parser, argv
+        limits = dict(plan.mm_limits) if plan.mm_limits is not None else None
         if engine == "vllm":
             assert args["enable_auto_tool_choice"] == bool(plan.tool_call_parser)
+            assert (args["limit_mm_per_prompt"] or None) == limits, argv
             runner = (
                 "pooling" if plan.task != "generate" else "auto" if plan.detected_task == "generate" else "generate"
             )
             assert args["runner"] == runner, argv
         else:
             assert args["is_embedding"] == (plan.task != "generate"), argv
+            assert args["limit_mm_data_per_request"] == limits, argv
+
+
+def test_text_only_and_wrong_modalities(root):
+    row = next(row for row in ROWS if row[0] == "Qwen/Qwen2.5-VL-7B-Instruct")
+    base = {"TARGET_MODEL": str(build(root, row)), "ACCELERATORS": "H100:1"}
+    settings, plan = plan_env({**base, "ENGINE": "vllm", "MM_LIMIT": "0"})
+    assert plan.mm_limits == ()
+    argv = launch.engine_command(ENGINES["vllm"], settings, plan, python="python3").argv
+    assert "--language-model-only" in argv and "--limit-mm-per-prompt" not in argv
+    assert plan_env({**base, "MM_LIMIT": "image=2"})[1].mm_limits == (("image", 2), ("video", 0))
+    with pytest.raises(SettingError, match=r"MM_LIMIT asks for audio but .* takes image, video"):
+        plan_env({**base, "MM_LIMIT": "image=1,audio=1"})
+    text = next(row for row in ROWS if row[0] == "Qwen/Qwen2.5-7B-Instruct")
+    plan = plan_env({"TARGET_MODEL": str(build(root, text)), "ACCELERATORS": "H100:1", "MM_LIMIT": "image=2"})[1]
+    assert plan.mm_limits is None and any("takes only text" in warning for warning in plan.warnings)

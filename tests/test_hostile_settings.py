@@ -107,6 +107,12 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("deepseek-r1", {"ENGINE": "vllm"}, 13, "is not a parser vllm has"),
         ("$(reboot)", {}, 10, "a parser name is letters"),
     ],
+    "MM_LIMIT": [
+        ("images=4", {}, 10, "image, video, audio"),
+        ("image=100", {}, 10, "0 to 64 each"),
+        ("image=1,image=2", {}, 10, "image is given twice"),
+        ("image=-1", {}, 10, "a list like image=4,video=1"),
+    ],
     "CHAT_TEMPLATE": [("/models/no-such-template.jinja", {}, 10, "cannot be read")],
     "QUANTIZATION": [
         ("nope", {}, 10, "is not a sglang quantization method"),

@@ -7,6 +7,8 @@ Not the `sglang` console script: some official images shipped without it (sglang
 
 from __future__ import annotations
 
+import json
+
 from ..units import GIB
 from .base import (
     Command,
@@ -279,9 +281,13 @@ REASONING_PARSERS = frozenset(
 def _serving_flags(request: ServeRequest) -> list[str]:
     """Pooling, tool calling and reasoning (entrypoint.features); sglang has no --enable-auto-tool-choice."""
     plan = request.plan
+    flags = []
+    if plan.mm_limits is not None:  # text only: every modality at 0 (sglang has no language-model-only mode)
+        limits = dict(plan.mm_limits) or {name: 0 for name in ("image", "video", "audio")}
+        flags += ["--limit-mm-data-per-request", json.dumps(limits)]
     if plan.task != "generate":
-        return ["--is-embedding"]
-    flags = ["--tool-call-parser", plan.tool_call_parser] if plan.tool_call_parser else []
+        return [*flags, "--is-embedding"]
+    flags += ["--tool-call-parser", plan.tool_call_parser] if plan.tool_call_parser else []
     return flags + (["--reasoning-parser", plan.reasoning_parser] if plan.reasoning_parser else [])
 
 

@@ -301,7 +301,19 @@ MEMORY = MemoryRules(
 
 
 def _serving_flags(request: ServeRequest) -> list[str]:
-    """Pooling, tool calling and reasoning (entrypoint.features): vLLM needs --enable-auto-tool-choice too."""
+    """Pooling, tool calling, reasoning and multimodal limits (entrypoint.features): vLLM needs
+    --enable-auto-tool-choice too, and text only is --language-model-only (no vision tower loaded)."""
+    plan = request.plan
+    return _mm_flags(plan.mm_limits) + _task_flags(request)
+
+
+def _mm_flags(limits: tuple[tuple[str, int], ...] | None) -> list[str]:
+    if limits is None:
+        return []
+    return ["--language-model-only"] if not limits else ["--limit-mm-per-prompt", json.dumps(dict(limits))]
+
+
+def _task_flags(request: ServeRequest) -> list[str]:
     plan = request.plan
     if plan.task != "generate":
         generative = plan.architecture.endswith(("ForCausalLM", "ForConditionalGeneration"))

@@ -131,6 +131,38 @@ TASKS = ("generate", "embed", "classify", "score")
 ENCODERS = frozenset({"bert", "roberta", "xlm-roberta", "nomic_bert", "modernbert", "new", "distilbert", "deberta-v2"})
 
 
+# Multimodal inputs by config facts. Video: the families whose processors take it (vLLM's registry).
+VIDEO_MODEL_TYPES = frozenset(
+    {
+        "qwen2_vl",
+        "qwen2_5_vl",
+        "qwen3_vl",
+        "qwen3_vl_moe",
+        "qwen2_5_omni",
+        "llava_onevision",
+        "llava_next_video",
+        "glm4v",
+    }
+)
+AUDIO_MODEL_TYPES = frozenset({"qwen2_audio", "qwen2_5_omni", "ultravox", "voxtral", "phi4mm", "gemma3n"})
+# The inputs a multimodal model gets per request unless MM_LIMIT says otherwise: vLLM's own default is 999
+# of each, and it profiles memory for the most the limits allow.
+DEFAULT_MM_LIMITS = {"image": 4, "video": 1, "audio": 1}
+
+
+def modalities(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The non-text inputs the model takes: image, video, audio (in that order)."""
+    kind = model_type(config)
+    taken = []
+    if "vision_config" in config or any(key in config for key in ("image_token_index", "image_token_id")):
+        taken.append("image")
+    if kind in VIDEO_MODEL_TYPES:
+        taken.append("video")
+    if "audio_config" in config or kind in AUDIO_MODEL_TYPES:
+        taken.append("audio")
+    return tuple(taken)
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """The small files besides config.json that decide how a model is served (None or False: absent)."""
