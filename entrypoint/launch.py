@@ -21,6 +21,7 @@ from .engines.base import Command, Engine, ServeRequest, flag_name
 from .errors import EngineMissingError, MissingSettingError, NoSafetensorsError, RemovedFlagError, SettingError
 from .hardware import cluster
 from .hardware.resolve import resolve as resolve_hardware
+from .model.adapters import read_adapters
 from .model.info import ModelInfo
 from .model.source import read_model
 from .plan import Plan, make_plan
@@ -175,6 +176,8 @@ def read_models(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, list[s
         _quiet_hub_progress()  # only when the Hub is read: importing huggingface_hub takes a tenth of a second
     offline = settings.hf_hub_offline
     model = read_model(settings.target_model, settings.hf_revision, settings.hf_token, offline=offline)
+    if settings.lora_modules:
+        model = replace(model, adapters=read_adapters(settings.lora_modules, settings.hf_token, offline))
     draft, notes = _read_draft(settings, offline)
     return model, draft, notes
 

@@ -14,10 +14,11 @@ and the KV cache must hold at least one sequence of `max_model_len` tokens
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import features, fixes, quantization, throughput
+from . import features, fixes, lora, quantization, throughput
 from .engines.base import Engine, ReserveTerms
 from .errors import EntrypointError, SettingError, UnsupportedByEngineError
 from .hardware.types import Hardware
@@ -94,6 +95,10 @@ class Plan:
     tool_call_parser: str | None = None  # the engine's parser name; None: no tool calling
     reasoning_parser: str | None = None
     mm_limits: tuple[tuple[str, int], ...] | None = None  # per request by modality; (): text only; None: text model
+    lora_modules: tuple[tuple[str, str], ...] = ()  # LORA_MODULES: (name, folder or repo)
+    max_lora_rank: int = 0
+    max_loras: int = 0
+    lora_bytes: int = 0  # LoRA buffers on one GPU, counted in memory_per_gpu.weight_bytes
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -133,6 +138,7 @@ def make_plan(
     pins = Pins.from_settings(settings)
     check_pins(pins, shape, hardware)
     kv_unit = engine.cpu_kv_cache_unit_bytes if hardware.is_cpu else 1
+    lora_rank, max_loras, lora_bytes = _lora(settings, model, dtype, reasons)
     kv_shape, swa_ratio = _as_the_engine_caches(shape, engine, reasons)
     sizing = Sizing(
         kv_shape,
@@ -146,6 +152,7 @@ def make_plan(
         kv_unit,
         swa_ratio,
         head_bytes=shape.vocab_size * shape.hidden_size * RUNTIME_DTYPE_BYTES[dtype],
+        lora_bytes=lora_bytes,
     )
     target, explicit = _target_context(settings.max_model_len, shape, reasons)
     scores: list[throughput.Score] = []
@@ -223,7 +230,33 @@ def make_plan(
         tool_call_parser=serving.tool_call_parser,
         reasoning_parser=serving.reasoning_parser,
         mm_limits=serving.mm_limits,
+        lora_modules=tuple((adapter.name, adapter.source) for adapter in model.adapters),
+        max_lora_rank=lora_rank,
+        max_loras=max_loras,
+        lora_bytes=lora_bytes(tp) // pp if lora_bytes else 0,
     )
+
+
+def _lora(
+    settings: Settings, model: ModelInfo, dtype: str, reasons: list[str]
+) -> tuple[int, int, Callable[[int], int] | None]:
+    """(--max-lora-rank, adapters per batch, their buffers on one GPU by TP) for LORA_MODULES' adapters."""
+    adapters = model.adapters
+    if not adapters:
+        return 0, 0, None
+    rank = lora.check(adapters, settings.target_model)
+    max_loras = settings.max_loras or min(len(adapters), 8)
+    dtype_bytes = RUNTIME_DTYPE_BYTES[dtype]
+
+    def buffers(tp: int) -> int:
+        return lora.buffer_bytes(model.shape, adapters, max_loras, rank, tp, dtype_bytes)
+
+    names = ", ".join(f"{adapter.name} (rank {adapter.rank})" for adapter in adapters)
+    reasons.append(
+        f"lora: {names}; --max-lora-rank {rank}, {max_loras} at once: {gib(buffers(1))} of buffers at TP=1, "
+        "counted with the weights."
+    )
+    return rank, max_loras, buffers
 
 
 def speculation_for(settings: Settings, shape: ModelShape, engine: Engine) -> Speculation | None:

@@ -145,6 +145,19 @@ def _readable_file(raw: str) -> str:
         raise ValueError(f"the file cannot be read ({exc.strerror})") from None
 
 
+def _lora_modules(raw: str) -> tuple[tuple[str, str], ...]:
+    """`sql=org/repo,chat=/models/chat` -> (("sql", "org/repo"), ("chat", "/models/chat"))."""
+    modules: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        name, equals, source = (piece.strip() for piece in part.partition("="))
+        if not equals or not name or not source or not all(ch.isalnum() or ch in "_-." for ch in name):
+            raise ValueError("a list like sql=org/llama-sql-lora,chat=/models/chat-lora (name=folder-or-repo)")
+        if name in {known for known, _ in modules}:
+            raise ValueError(f"the name {name} is given twice")
+        modules.append((name, source))
+    return tuple(modules)
+
+
 MODALITIES = ("image", "video", "audio")
 
 
@@ -343,6 +356,19 @@ SETTINGS: tuple[Setting, ...] = (
         default="auto",
     ),
     Setting(
+        "LORA_MODULES",
+        "LoRA adapters to serve beside the model, name=folder-or-repo, comma-separated; clients pick one by "
+        "its name in `model`, and /v1/models lists them.",
+        "sql=org/llama-sql-lora,chat=/models/chat-lora",
+        _lora_modules,
+    ),
+    Setting(
+        "MAX_LORAS",
+        "Adapters a batch may mix (the engine preallocates buffers for each). Unset: all of LORA_MODULES, at most 8.",
+        "2",
+        _integer(1, 64),
+    ),
+    Setting(
         "MM_LIMIT",
         "Images, videos and audio clips a request may carry to a multimodal model, e.g. image=4,video=1 (the "
         "engine reserves memory for the most these allow); 0: text only (vLLM loads no vision tower). Unset: "
@@ -537,6 +563,8 @@ class Settings:
     reasoning_parser: str
     chat_template: str | None
     mm_limit: dict[str, int] | None
+    lora_modules: tuple[tuple[str, str], ...] | None
+    max_loras: int | None
     hf_token: str | None
     hf_revision: str | None
     trust_remote_code: bool

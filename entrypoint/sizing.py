@@ -42,6 +42,8 @@ class Sizing:
     # The embedding's bytes (vocab x hidden at the runtime dtype): with pipeline stages the first stage holds
     # the embedding and the last the LM head, so those two stages carry more than their share of the layers.
     head_bytes: int = 0
+    # LoRA buffers on one GPU at a TP size (lora.buffer_bytes); None: no adapters.
+    lora_bytes: Callable[[int], int] | None = None
 
     def fraction(self, tp: int, pp: int) -> float:
         """MEM_FRACTION, or what the engine itself picks for this layout."""
@@ -99,7 +101,9 @@ class Sizing:
             # not a quarter of 14.96; tests/test_calibration.py).
             heads = self.head_bytes * (1 if self.shape.tie_word_embeddings else 2)
             dense = (dense - heads) + self.head_bytes * pp
-        return math.ceil(dense / (tp * pp) + self.weights.expert_bytes / (expert_split * pp) + self.draft_bytes / tp)
+        lora = self.lora_bytes(tp) // pp if self.lora_bytes else 0  # each stage buffers its own layers
+        experts = self.weights.expert_bytes / (expert_split * pp)
+        return math.ceil(dense / (tp * pp) + experts + self.draft_bytes / tp) + lora
 
     def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """What is left for the KV cache on one GPU once weights and reserve are placed."""

@@ -7,6 +7,8 @@
   without `strict` vLLM 0.32 constrains only the <tool_call> wrapper).
 - Embeddings: the same model with a sentence-transformers modules.json is served for /v1/embeddings
   (--runner pooling --convert embed, planned), with vectors of its hidden size; chat is refused by vLLM.
+- LoRA: a rank-8 adapter of the tiny model in PEFT's format (tests/engines/make_tiny_lora.py); /v1/models
+  lists it and a completion with its name as `model` is served.
 - Reasoning: the tiny model cannot be made to emit <think>; the flags and the parser names are proven against
   vLLM's own parser and registries in tests/test_families.py instead.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import openai
@@ -22,6 +25,7 @@ import pytest
 
 from tests.support.cli import free_port
 from tests.support.endpoint import Endpoint, endpoint_env
+from tests.support.paths import TESTS
 
 pytestmark = pytest.mark.e2e
 
@@ -119,3 +123,26 @@ def test_a_sentence_transformers_model_serves_embeddings(embedding_endpoint):
     with pytest.raises(openai.APIStatusError) as refused:
         client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     assert refused.value.status_code in (400, 404)
+
+
+@pytest.fixture(scope="module")
+def lora_endpoint(engine_envs, tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("lora")
+    model = _variant(tiny_model, root / "tiny-base")
+    python = engine_envs["vllm"] / "bin" / "python"
+    script = TESTS / "engines" / "make_tiny_lora.py"
+    subprocess.run([str(python), str(script), str(model), str(root / "sql-lora")], check=True, timeout=300)
+    env = endpoint_env(root, model, free_port(), LORA_MODULES=f"sqlbot={root / 'sql-lora'}")
+    server = Endpoint(python, env, root / "log")
+    server.wait_healthy()
+    yield server
+    server.stop()
+
+
+def test_a_lora_adapter_is_listed_and_served_by_its_name(lora_endpoint):
+    log = lora_endpoint.log()
+    assert "--enable-lora --lora-modules sqlbot=" in log and "--max-lora-rank 8 --max-loras 1" in log
+    client = lora_endpoint.client()
+    assert {model.id for model in client.models.list().data} == {"tiny", "sqlbot"}
+    reply = client.completions.create(model="sqlbot", prompt="Hello", max_tokens=4)
+    assert reply.model == "sqlbot" and reply.choices[0].text is not None

@@ -107,6 +107,13 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("deepseek-r1", {"ENGINE": "vllm"}, 13, "is not a parser vllm has"),
         ("$(reboot)", {}, 10, "a parser name is letters"),
     ],
+    "LORA_MODULES": [
+        ("sql", {}, 10, "name=folder-or-repo"),
+        ("a=/x,a=/y", {}, 10, "the name a is given twice"),
+        ("bad name=/x", {}, 10, "name=folder-or-repo"),
+        ("x=/models/no-such-lora", {}, 30, "is not a folder"),
+    ],
+    "MAX_LORAS": [("0", {}, 10, "between"), ("two", {}, 10, "plain integer")],
     "MM_LIMIT": [
         ("images=4", {}, 10, "image, video, audio"),
         ("image=100", {}, 10, "0 to 64 each"),

@@ -94,6 +94,25 @@ def chat_template_flags(request: ServeRequest) -> list[str]:
     return ["--chat-template", request.chat_template] if request.chat_template else []
 
 
+def lora_flags(request: ServeRequest, modules_flag: str, batch_flag: str) -> list[str]:
+    """LORA_MODULES: both engines take name=path pairs and a largest rank; their flags for the list and for
+    the adapters a batch may mix differ (vLLM --lora-modules / --max-loras, sglang --lora-paths /
+    --max-loras-per-batch)."""
+    plan = request.plan
+    if not plan.lora_modules:
+        return []
+    pairs = [f"{name}={source}" for name, source in plan.lora_modules]
+    return [
+        "--enable-lora",
+        modules_flag,
+        *pairs,
+        "--max-lora-rank",
+        str(plan.max_lora_rank),
+        batch_flag,
+        str(plan.max_loras),
+    ]
+
+
 def tls_flags(request: ServeRequest) -> list[str]:
     """Both engines serve HTTPS themselves with the same two flags (settings only accept them as a pair)."""
     if request.tls_cert and request.tls_key:

@@ -23,6 +23,7 @@ from .base import (
     chat_template_flags,
     kv_cache_dtype_flags,
     listen_flags,
+    lora_flags,
     memory_flags,
     model_source_flags,
     tls_flags,
@@ -368,6 +369,7 @@ def build(request: ServeRequest) -> Command:
         *memory_flags(request, MEMORY),
         *kv_cache_dtype_flags(request, KV_CACHE_DTYPES),
         *_serving_flags(request),
+        *lora_flags(request, "--lora-modules", "--max-loras"),
         *chat_template_flags(request),
     ]
     argv += model_source_flags(request)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..lora import Adapter
 from .families import ModelFiles
 from .shape import ModelShape
 from .weights import WeightSummary
@@ -20,3 +21,4 @@ class ModelInfo:
     shards: int
     config: Mapping[str, Any] = field(default_factory=dict)  # config.json as read (families.family_of)
     files: ModelFiles = field(default_factory=ModelFiles)  # chat template, modules.json
+    adapters: tuple[Adapter, ...] = ()  # LORA_MODULES, read (model.adapters)

@@ -43,6 +43,7 @@ class ModelShape:
     tie_word_embeddings: bool = False
     quantization: Quantization | None = None
     mtp_layers: int = 0  # DeepSeek-style multi-token-prediction layers stored after the main ones
+    intermediate_size: int = 0  # the dense MLP's width (LoRA buffers are sized by it); 0 when absent
 
     @property
     def is_moe(self) -> bool:
@@ -70,6 +71,7 @@ _NON_NEGATIVE = (
     "sliding_window",
     "sliding_layers",
     "mtp_layers",
+    "intermediate_size",
 )
 
 
@@ -142,6 +144,7 @@ def _from_config(config: Mapping[str, Any], source: str) -> ModelShape:
         tie_word_embeddings=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
         quantization=_quantization(config.get("quantization_config") or text.get("quantization_config")),
         mtp_layers=int(text.get("num_nextn_predict_layers") or 0),
+        intermediate_size=int(text.get("intermediate_size") or 0),
     )
 
 
