@@ -178,8 +178,17 @@ def read_models(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, list[s
     model = read_model(settings.target_model, settings.hf_revision, settings.hf_token, offline=offline)
     if settings.lora_modules:
         model = replace(model, adapters=read_adapters(settings.lora_modules, settings.hf_token, offline))
+    if settings.chat_template:  # the template the engine will use decides the parsers too
+        model = replace(model, files=replace(model.files, chat_template=_template_text(settings.chat_template)))
     draft, notes = _read_draft(settings, offline)
     return model, draft, notes
+
+
+def _template_text(template: str) -> str:
+    if is_inline_template(template):
+        return template
+    with open(template, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
 
 
 def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, list[str]]:
@@ -220,7 +229,7 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
         trust_remote_code=settings.trust_remote_code,
         api_key=settings.api_key,
         requested_quantization=settings.quantization,
-        chat_template=settings.chat_template,
+        chat_template=chat_template_file(settings.chat_template),
         python=python,
         cluster=cluster.from_settings(settings),
         tls_cert=settings.tls_cert_file,
@@ -228,6 +237,26 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
         log_requests=settings.log_requests,
         shutdown_timeout=settings.shutdown_timeout,
     )
+
+
+def chat_template_file(template: str | None) -> str | None:
+    """CHAT_TEMPLATE as the engines take it, a file: a template given inline is written to one, named by
+    its hash (sglang's --chat-template reads only files)."""
+    if template is None or not is_inline_template(template):
+        return template
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(template.encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"inference-endpoint-chat-template-{digest}.jinja")
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(template)
+    return path
+
+
+def is_inline_template(template: str) -> bool:
+    return "{{" in template or "{%" in template
 
 
 def default_served_name(target_model: str) -> str:

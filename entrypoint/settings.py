@@ -185,6 +185,11 @@ def _parser_name(raw: str) -> str:
     return text.lower() if text.lower() in ("auto", "none") else text
 
 
+def _chat_template(raw: str) -> str:
+    """A template written out (Jinja's `{{` or `{%`), else a file that must be readable."""
+    return raw.strip() if ("{{" in raw or "{%" in raw) else _readable_file(raw)
+
+
 MIN_API_KEY_LENGTH = 16
 MAX_SECRET_FILE_BYTES = 4096  # keys and tokens are short; anything longer is the wrong file
 
@@ -378,9 +383,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CHAT_TEMPLATE",
-        "A Jinja chat template file for models without one (or to replace theirs), given to --chat-template.",
+        "A Jinja chat template for models without one (or to replace theirs): a file, or the template itself "
+        "on one line; given to --chat-template.",
         "/models/template.jinja",
-        _readable_file,
+        _chat_template,
     ),
     Setting(
         "HF_TOKEN",

@@ -507,3 +507,20 @@ def test_text_only_and_wrong_modalities(root):
     text = next(row for row in ROWS if row[0] == "Qwen/Qwen2.5-7B-Instruct")
     plan = plan_env({"TARGET_MODEL": str(build(root, text)), "ACCELERATORS": "H100:1", "MM_LIMIT": "image=2"})[1]
     assert plan.mm_limits is None and any("takes only text" in warning for warning in plan.warnings)
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "file"])
+def test_chat_template_given_decides_the_parsers_and_reaches_the_engine(root, tmp_path, inline):
+    row = ("x/llama-no-template", "llama", "LlamaForCausalLM", None, False, None)
+    template = "{%- if tools %}{{ tools }}<tool_call>{%- endif %}{% for m in messages %}{{ m.content }}{% endfor %}"
+    value = template
+    if not inline:
+        value = str(tmp_path / "chat.jinja")
+        Path(value).write_text(template)
+    env = {"TARGET_MODEL": str(build(root, row)), "ENGINE": "vllm", "ACCELERATORS": "H100:1", "CHAT_TEMPLATE": value}
+    settings, plan = plan_env(env)
+    assert plan.tool_call_parser == "hermes"
+    assert not any("no chat template" in warning for warning in plan.warnings)
+    argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3").argv)
+    given = argv[argv.index("--chat-template") + 1]
+    assert Path(given).read_text() == template

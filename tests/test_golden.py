@@ -63,6 +63,9 @@ CONFIGURATIONS = {
         },
     ),
     "qwen2.5-7b-awq-t4": ("Qwen2.5-7B-Instruct-AWQ", "Qwen/Qwen2.5-7B-Instruct-AWQ", {"ACCELERATORS": "T4:1"}),
+    # Model-aware serving (issue #13): Qwen3's template takes tools and thinks; Qwen3-Embedding pools.
+    "qwen3-8b-tools-reasoning": ("Qwen3-8B", "Qwen/Qwen3-8B", {"ACCELERATORS": "L40S:1"}),
+    "qwen3-embedding-0.6b": ("Qwen3-Embedding-0.6B", "Qwen/Qwen3-Embedding-0.6B", {"ACCELERATORS": "L4:1"}),
 }
 CASES = [(engine, name) for name in CONFIGURATIONS for engine in ("sglang", "vllm")]
 

@@ -30,6 +30,8 @@ def build(name: str, folder: Path, shards: int | None = None) -> Path:
     (target / "config.json").write_text(json.dumps(config, indent=1))
     tensors = quantize(architecture_tensors(config), checkpoint)
     write_shards(target, tensors, shards or checkpoint["shards"])
+    for file, content in fixture.get("files", {}).items():  # tokenizer_config.json, modules.json, ...
+        (target / file).write_text(json.dumps(content))
     return target
 
 

@@ -40,6 +40,8 @@ def plan_env(
     model = model_info(model_folder or settings.target_model)
     if settings.lora_modules:
         model = replace(model, adapters=read_adapters(settings.lora_modules, None, offline=True))
+    if settings.chat_template:
+        model = replace(model, files=replace(model.files, chat_template=launch._template_text(settings.chat_template)))
     return settings, make_plan(settings, hardware, model, ENGINES[settings.engine], draft)
 
 
