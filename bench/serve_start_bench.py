@@ -1,6 +1,11 @@
-"""Benchmark: time to a healthy CPU endpoint through the entrypoint vs. vLLM started directly.
+"""Benchmark: time to a healthy CPU endpoint through the entrypoint vs. vLLM started directly, and a restart.
 
     VLLM_ENV=... .venv/bin/python bench/serve_start_bench.py [--runs 1]
+    VLLM_ENV=... .venv/bin/python bench/serve_start_bench.py --restart [--env VLLM_USE_AOT_COMPILE=0]
+
+--restart: a first start with an empty HF_HOME (the volume) against a second with that HF_HOME kept, each
+with a fresh HOME and TMPDIR as a new container has, so only the volume carries over: the engine's compile
+caches live there (entrypoint.caches). Reports both times and their ratio.
 
 Starts the tiny test Llama on vLLM's CPU backend twice per run: once as users
 do (`python -m entrypoint`, which plans, then execs the server) and once with
@@ -60,9 +65,31 @@ def time_to_health(argv: list[str], env: dict[str, str], port: int, log: Path) -
         time.sleep(2)  # let the engine core release its memory before the next start
 
 
+def restart(python: str, base: dict[str, str], work: Path, extra: dict[str, str]) -> None:
+    times = []
+    for start in ("cold", "warm"):
+        home = work / f"home-{start}"
+        (home / "tmp").mkdir(parents=True)
+        port = free_port()
+        env = {**base, **extra, "HOME": str(home), "TMPDIR": str(home / "tmp"), "HF_HOME": str(work / "volume")}
+        times.append(
+            time_to_health([python, "-m", "entrypoint"], {**env, "PORT": str(port)}, port, work / f"{start}.log")
+        )
+        print(f"{start}: {times[-1]:.1f} s (log {work / f'{start}.log'})")
+    print(
+        f"\n| restart ({' '.join(f'{k}={v}' for k, v in extra.items()) or 'defaults'}) | seconds |\n|---|---|\n"
+        f"| first start, empty volume | {times[0]:.1f} |\n| second start, volume kept | {times[1]:.1f} |\n"
+        f"| ratio | {times[1] / times[0]:.2f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--restart", action="store_true", help="cold start against a start with the volume kept")
+    parser.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the server, e.g. VLLM_USE_AOT_COMPILE=0"
+    )
     args = parser.parse_args()
     vllm_env = Path(os.environ["VLLM_ENV"])
     python = str(vllm_env / "bin" / "python")
@@ -83,6 +110,9 @@ def main() -> None:
         "MEM_FRACTION": "0.2",  # 1-3 GiB of KV cache once the CPU path's 2 GiB reserve is out
         "MAX_MODEL_LEN": "1024",
     }
+    if args.restart:
+        restart(python, base, work, dict(item.split("=", 1) for item in args.env))
+        return
     rows = []
     warm_port = free_port()
     time_to_health([python, "-m", "entrypoint"], {**base, "PORT": str(warm_port)}, warm_port, work / "warmup.log")

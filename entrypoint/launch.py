@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from . import redact
+from . import caches, redact
 from .engines.base import Command, Engine, ServeRequest, flag_name
 from .errors import EngineMissingError, MissingSettingError, NoSafetensorsError, RemovedFlagError, SettingError
 from .hardware import cluster
@@ -283,6 +283,7 @@ def prepare(
 ) -> Launch:
     command = engine_command(engine, settings, plan, user_args, python or sys.executable)
     env = {name: value for name, value in environ.items() if name not in _PRIVATE_VARIABLES}
+    env.update(caches.engine_environment(engine, environ))
     if settings.hf_token:
         env["HF_TOKEN"] = settings.hf_token  # also when it came from HF_TOKEN_FILE
     env.update(command.env)

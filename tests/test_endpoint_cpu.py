@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import tempfile
 import threading
 import time
 import urllib.error
@@ -255,20 +256,27 @@ def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
 
 def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, tmp_path):
     """The Hugging Face cache (the compose volume, HF_HOME) makes a restart download nothing: counted on a fake
-    Hub that vLLM itself downloads from."""
+    Hub that vLLM itself downloads from. Each start has a fresh HOME and TMPDIR, as a new container has, so
+    only HF_HOME carries over; the engine's compile cache is written there too (entrypoint.caches)."""
     hub = FakeHub()
     hub.add("test/tiny-llama", tiny_model)
     httpserver.expect_request(re.compile(".*")).respond_with_handler(hub.handle)
-    env = endpoint_env(
-        tmp_path,
-        Path("unused"),
-        free_port(),
-        TARGET_MODEL="test/tiny-llama",
-        HF_ENDPOINT=httpserver.url_for("").rstrip("/"),
-        HF_HUB_OFFLINE="0",
-    )
     whole_downloads = []
     for start in range(2):
+        home = tmp_path / f"container-{start}"
+        home.mkdir()
+        # A short temp folder, as a container's /tmp: vLLM's ZeroMQ socket paths must stay under 107 bytes.
+        scratch = tempfile.mkdtemp(prefix="ie-")
+        env = endpoint_env(
+            home,
+            Path("unused"),
+            free_port(),
+            TARGET_MODEL="test/tiny-llama",
+            HF_ENDPOINT=httpserver.url_for("").rstrip("/"),
+            HF_HUB_OFFLINE="0",
+            HF_HOME=str(tmp_path / "volume"),
+            TMPDIR=scratch,
+        )
         before = len(hub.requests)
         server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, tmp_path / f"start-{start}.log")
         try:
@@ -278,7 +286,11 @@ def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, 
             server.process.send_signal(signal.SIGTERM)
             server.process.wait(timeout=120)
             server.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
         requests = hub.requests[before:]
         whole_downloads.append([line for line in requests if line.startswith("GET ") and line.endswith(".safetensors")])
     assert len(whole_downloads[0]) == 1  # the first start downloads the weights once
     assert whole_downloads[1] == []  # the second start finds them in HF_HOME
+    compiled = tmp_path / "volume" / "engine-cache" / "vllm" / "vllm" / "torch_compile_cache"
+    assert compiled.is_dir() and any(compiled.rglob("*")), "vLLM's compile cache is not in the volume"
+    assert not (tmp_path / "container-0" / ".cache" / "vllm").exists()

@@ -66,14 +66,20 @@ def _variant(tiny_model, folder, template: str | None = None, modules: bool = Fa
     return folder
 
 
-@pytest.fixture(scope="module")
-def tools_endpoint(engine_envs, tiny_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tools")
-    model = _variant(tiny_model, root / "tiny-hermes", HERMES_TEMPLATE)
-    server = Endpoint(engine_envs["vllm"] / "bin" / "python", endpoint_env(root, model, free_port()), root / "log")
+def _serving(engine_envs, root, model, **extra: str):
+    """A healthy CPU endpoint for `model`, stopped (its whole process group) when the module is done."""
+    server = Endpoint(
+        engine_envs["vllm"] / "bin" / "python", endpoint_env(root, model, free_port(), **extra), root / "log"
+    )
     server.wait_healthy()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def tools_endpoint(engine_envs, tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tools")
+    yield from _serving(engine_envs, root, _variant(tiny_model, root / "tiny-hermes", HERMES_TEMPLATE))
 
 
 def test_the_plan_turned_on_the_hermes_parser_by_itself(tools_endpoint):
@@ -107,11 +113,7 @@ def test_a_named_tool_choice_returns_arguments_of_its_schema(tools_endpoint):
 @pytest.fixture(scope="module")
 def embedding_endpoint(engine_envs, tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("embed")
-    model = _variant(tiny_model, root / "tiny-embed", modules=True)
-    server = Endpoint(engine_envs["vllm"] / "bin" / "python", endpoint_env(root, model, free_port()), root / "log")
-    server.wait_healthy()
-    yield server
-    server.stop()
+    yield from _serving(engine_envs, root, _variant(tiny_model, root / "tiny-embed", modules=True))
 
 
 def test_a_sentence_transformers_model_serves_embeddings(embedding_endpoint):
@@ -132,11 +134,7 @@ def lora_endpoint(engine_envs, tiny_model, tmp_path_factory):
     python = engine_envs["vllm"] / "bin" / "python"
     script = TESTS / "engines" / "make_tiny_lora.py"
     subprocess.run([str(python), str(script), str(model), str(root / "sql-lora")], check=True, timeout=300)
-    env = endpoint_env(root, model, free_port(), LORA_MODULES=f"sqlbot={root / 'sql-lora'}")
-    server = Endpoint(python, env, root / "log")
-    server.wait_healthy()
-    yield server
-    server.stop()
+    yield from _serving(engine_envs, root, model, LORA_MODULES=f"sqlbot={root / 'sql-lora'}")
 
 
 def test_a_lora_adapter_is_listed_and_served_by_its_name(lora_endpoint):

@@ -227,6 +227,12 @@ class Engine:
     # family table's choices are checked against them; tests/test_contract.py reads the installed registries).
     tool_parsers: frozenset[str] = frozenset()
     reasoning_parsers: frozenset[str] = frozenset()
+    # Compile and kernel caches the engine (and the libraries under it) write: variable -> a folder under
+    # the engine's cache root in HF_HOME (entrypoint.caches), so a new container on the same volume starts
+    # warm. Each is set only when the environment leaves it unset.
+    cache_variables: Mapping[str, str] = field(default_factory=dict)
+    # Variables the engine runs better with, set when unset (sglang does not turn on fast Xet downloads).
+    environment_defaults: Mapping[str, str] = field(default_factory=dict)
     # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds
     # (Dockerfile.sglang, Dockerfile.vllm); AMD GPUs need the engines' own ROCm images.
     gpu_vendors: frozenset[str] = frozenset({"nvidia"})

@@ -432,6 +432,11 @@ ENGINE = Engine(
     memory=MEMORY,
     tool_parsers=TOOL_PARSERS,
     reasoning_parsers=REASONING_PARSERS,
+    # srt/environ.py third_party_cache_defaults puts Triton, inductor, CUDA, FlashInfer, DeepGEMM and TileLang
+    # under SGLANG_CACHE_DIR.
+    cache_variables={"SGLANG_CACHE_DIR": "sglang"},
+    # sglang 0.5.23 leaves huggingface_hub's Xet downloads at their default pace (vLLM turns this on itself).
+    environment_defaults={"HF_XET_HIGH_PERFORMANCE": "1"},
     metric_names=MetricNames(
         requests="sglang:num_requests",
         running="sglang:num_running_reqs",

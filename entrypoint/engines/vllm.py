@@ -417,6 +417,16 @@ ENGINE = Engine(
     memory=MEMORY,
     tool_parsers=TOOL_PARSERS,
     reasoning_parsers=REASONING_PARSERS,
+    # vLLM's own root holds its torch.compile and AOT caches; torch's inductor and Triton default to /tmp and
+    # ~/.triton, FlashInfer, DeepGEMM and CUDA's kernel cache to ~ (vLLM sets HF_XET_HIGH_PERFORMANCE itself).
+    cache_variables={
+        "VLLM_CACHE_ROOT": "vllm",
+        "TORCHINDUCTOR_CACHE_DIR": "inductor",
+        "TRITON_CACHE_DIR": "triton",
+        "FLASHINFER_WORKSPACE_BASE": "flashinfer",
+        "DG_JIT_CACHE_DIR": "deep_gemm",
+        "CUDA_CACHE_PATH": "nv",
+    },
     metric_names=MetricNames(
         requests="vllm:request_success",
         running="vllm:num_requests_running",
