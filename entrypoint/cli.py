@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TextIO, cast
 
-from . import __version__, launch, redact, render
+from . import __version__, disk, launch, redact, render
 from .engines import ENGINES
 from .errors import (
     READER_GONE,
@@ -130,7 +130,8 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], _stdout: TextIO,
     launch.checked_extra_args(engine, settings, user_args)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=log)
-    plan, _ = launch.plan_for(settings, engine, environ)
+    plan, model = launch.plan_for(settings, engine, environ)
+    disk.check_room(model, environ)  # before the engine downloads anything
     print(f"inference-endpoint {__version__}", file=log)
     print(render.as_table(plan), file=log)
     started = launch.prepare(engine, settings, plan, environ, user_args)

@@ -102,6 +102,11 @@ class RevisionNotFoundError(EntrypointError):
     summary = "HF_REVISION names a branch, tag or commit that does not exist"
 
 
+class NoDiskSpaceError(EntrypointError):
+    exit_code = 36
+    summary = "the weights to download do not fit the free space of the Hugging Face cache's disk"
+
+
 # Planning: the model does not fit.
 class DoesNotFitError(EntrypointError):
     exit_code = 40
