@@ -10,6 +10,7 @@ Tiers (markers registered in pyproject.toml):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -149,3 +150,42 @@ def tiny_model(engine_envs: EngineEnvs, tmp_path_factory: pytest.TempPathFactory
         timeout=300,
     )
     return folder
+
+
+# ---------------------------------------------------------------- no process left behind
+
+# What a test's engine leaves when its process group is not ended: vLLM's API server, EngineCore and workers,
+# multiprocessing's resource tracker, a stand-in engine's child.
+STRAY_MARKERS = ("vllm", "VLLM::", "resource_tracker", "sglang", "fake_engine", "time.sleep(600)")
+_SESSION_STARTED = float(Path("/proc/uptime").read_text().split()[0])  # seconds since boot, as /proc/<pid>/stat counts
+
+
+def stray_processes() -> list[str]:
+    """Processes of ours started during this session that an ended test left orphaned (parent 1)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, parent, started = fields[0], int(fields[1]), int(fields[19]) / ticks
+        if state != "Z" and parent == 1 and started >= _SESSION_STARTED and any(m in command for m in STRAY_MARKERS):
+            found.append(f"{entry.name}: {command[:160]}")
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test left an engine process running (each test must end its whole group)."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checks once, at the end
+        return
+    left = stray_processes()
+    if left:
+        print("\nerror: processes left running by the tests:\n  " + "\n  ".join(left))
+        for line in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(line.split(":", 1)[0]), 9)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -235,13 +235,14 @@ def test_requests_in_flight_keep_it_alive(serve_env):
 
 
 def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
-    env = serve_env(FAKE_ENGINE_SLEEP="60", IDLE_TIMEOUT_MIN="5")
+    env = serve_env(FAKE_ENGINE_SLEEP="60", IDLE_TIMEOUT_MIN="5", FAKE_ENGINE_CHILD="1")
     process = start_cli(env)
     engine = wait_for_report(env)
     assert engine["pid"] != process.pid  # supervised: the engine is a child
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 0 and not alive(engine["pid"])
+    assert not alive(engine["child_pid"])  # what the engine left behind ends with it (its process group)
 
 
 def test_max_run_hours_stops_everything_and_exits_0(serve_env):
@@ -312,6 +313,7 @@ def test_engine_killed_after_serving_gives_its_status(serve_env, tmp_path):
         FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
         PORT=str(free_port()),
         METRICS_PORT=str(free_port()),
+        FAKE_ENGINE_CHILD="1",
     )
     log = tmp_path / "supervisor.log"
     with open(log, "w", encoding="utf-8") as handle:
@@ -324,6 +326,7 @@ def test_engine_killed_after_serving_gives_its_status(serve_env, tmp_path):
     os.kill(engine["pid"], signal.SIGKILL)
     assert process.wait(timeout=30) == 128 + signal.SIGKILL
     assert "exited after serving with status -9; exiting 137" in log.read_text()
+    assert not alive(engine["child_pid"])  # an EngineCore-like child does not outlive it
 
 
 class SteppingClock:

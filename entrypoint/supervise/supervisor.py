@@ -20,6 +20,7 @@ IDLE_TIMEOUT_MIN, MAX_RUN_HOURS or METRICS_PORT. Then it
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -154,7 +155,11 @@ class Supervisor:
             )
         # Handlers first, so a SIGTERM that arrives while the engine starts is not lost.
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
-        child = self.child = subprocess.Popen(list(self.launch.command.argv), env=dict(self.launch.env))
+        # Its own session and process group, so that whatever it leaves behind (vLLM's EngineCore and workers
+        # can outlive the API server) is ended with it.
+        child = self.child = subprocess.Popen(
+            list(self.launch.command.argv), env=dict(self.launch.env), start_new_session=True
+        )
         if self.forwarded is not None:
             child.send_signal(self.forwarded)
         try:
@@ -162,6 +167,7 @@ class Supervisor:
         finally:
             if child.poll() is None:
                 child.kill()
+            _end_group(child.pid)
             if exporter:
                 exporter.close()
             for signum, handler in previous.items():  # for callers that go on (tests); the CLI exits
@@ -301,6 +307,12 @@ class Supervisor:
         if seconds is None:
             return "off"
         return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _end_group(pgid: int) -> None:
+    """Kill what is left of the engine's process group: its children once it has exited."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _exit_status(code: int) -> int:

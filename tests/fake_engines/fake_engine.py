@@ -4,6 +4,8 @@ Installed as `vllm.entrypoints.openai.api_server` and `sglang.launch_server`
 on PYTHONPATH. It writes what it was started with (pid, argv, environment) as
 JSON to $FAKE_ENGINE_REPORT, prints a start-up line, then exits with
 $FAKE_ENGINE_EXIT (default 0), or with $FAKE_ENGINE_SLEEP waits for a signal.
+With $FAKE_ENGINE_CHILD it first starts a child that ignores SIGTERM and outlives it unless killed, as
+vLLM's EngineCore can outlive its API server; the child's pid is in the report.
 With $FAKE_ENGINE_METRICS (a file of Prometheus text) it also serves that file
 as /metrics, and /health, on the --port it was given, like a real engine.
 """
@@ -33,8 +35,18 @@ def serve_metrics(path: str, port: int) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
+def stubborn_child() -> int:
+    import subprocess
+
+    # Ignores SIGTERM from its first line, as a busy engine process may.
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    return subprocess.Popen([sys.executable, "-c", code]).pid
+
+
 def main(module: str, extra: dict | None = None) -> None:
+    child = stubborn_child() if os.environ.get("FAKE_ENGINE_CHILD") else None
     report = {
+        "child_pid": child,
         "pid": os.getpid(),
         "module": module,
         "argv": sys.argv[1:],
