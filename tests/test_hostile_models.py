@@ -152,6 +152,8 @@ CASES = {
             ("fraction as dimension", {"dtype": "F16", "shape": [1.5, 2], "data_offsets": [0, 6]}, "shape"),
             ("negative offsets", {"dtype": "F16", "shape": [2], "data_offsets": [-4, 0]}, "data_offsets"),
             ("fraction offsets", {"dtype": "F16", "shape": [2], "data_offsets": [0.0, 4]}, "data_offsets"),
+            ("no dtype", {"shape": [2], "data_offsets": [0, 4]}, "lacks dtype, shape or data_offsets"),
+            ("unknown dtype", {"dtype": "F12", "shape": [2], "data_offsets": [0, 4]}, "unknown dtype 'F12'"),
         )
     },
     "compact header, a space hides a negative dimension": (

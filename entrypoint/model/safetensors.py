@@ -95,8 +95,8 @@ def parse_header(raw: bytes, source: str, on_tensor: OnTensor) -> int:
             dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
             size = DTYPE_BYTES[dtype]
         except (KeyError, TypeError, ValueError):
-            if isinstance(entry, dict) and isinstance(entry.get("shape"), list):
-                checked_tensor(name, entry.get("dtype"), (), source)  # an unknown dtype is named as such
+            if isinstance(entry, dict) and "dtype" in entry and isinstance(entry.get("shape"), list):
+                checked_tensor(name, entry["dtype"], (), source)  # an unknown dtype is named as such
             raise _corrupt(source, f"tensor {name!r} lacks dtype, shape or data_offsets") from None
         if not plain:
             checked_tensor(name, dtype, shape, source)

@@ -149,7 +149,8 @@ def _summarize_headers(files: list[str], shape: shape_module.ModelShape) -> weig
     MAX_WORKERS forked processes, each a contiguous run of the shards: decoding DeepSeek-V3's 163 headers
     (92,000 tensors) is most of `plan`'s time and runs in pure Python (bench/plan_bench.py). The error, if
     any, is the first shard's in file order, as read one by one."""
-    workers = min(len(files) // SHARDS_PER_WORKER, len(os.sched_getaffinity(0)), MAX_WORKERS)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(len(files) // SHARDS_PER_WORKER, cpus, MAX_WORKERS)
     if workers < 2 or not hasattr(os, "fork"):
         return _summarize(files, shape)
     size = -(-len(files) // workers)
