@@ -37,6 +37,7 @@ USAGE = """usage: python -m entrypoint [COMMAND]
   -FLAG ...                  the same as `serve -FLAG ...`
   plan [--json]              print the plan and the engine command, start nothing
   fit [--json]               every GPU shape that holds TARGET_MODEL at its full context, cheapest first
+  prefetch                   download the files the engine will load into HF_HOME, then exit
   health                     exit 0 when the local server's /health answers 200
   version, --version         print this tool's version and the engine's
   help, --help, -h           this text and the settings
@@ -198,6 +199,14 @@ def fit_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO,
     return 0
 
 
+def prefetch_command(argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
+    """Download what the engine will load (model, draft, adapters) into HF_HOME: a setup step, a one-shot."""
+    _Parser(prog="python -m entrypoint prefetch", description="download the model into HF_HOME").parse_args(argv)
+    from . import prefetch  # each command imports what only it needs: `plan` is timed by pipelines
+
+    return prefetch.prefetch(load(environ), environ, log)
+
+
 def health(argv: Sequence[str], environ: Mapping[str, str], _stdout: TextIO, log: TextIO) -> int:
     """The image's HEALTHCHECK: /health needs no API key on either engine; 0 healthy, 1 not (Docker's codes)."""
     _Parser(prog="python -m entrypoint health", description="exit 0 when /health answers 200").parse_args(argv)
@@ -251,6 +260,7 @@ COMMANDS: dict[str, Command] = {
     "serve": serve,
     "plan": plan_command,
     "fit": fit_command,
+    "prefetch": prefetch_command,
     "health": health,
     "version": version,
     "help": usage,
