@@ -186,7 +186,14 @@ def make_plan(
         )
     kv_tokens = int(sizing.concurrency(layout.context, tp, pp, expert_split) * layout.context)
     reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, concurrency, warnings))
-    if not explicit:
+    if serving.task != "generate":
+        # A pooling request is a prompt and nothing else: the cache holds the prompts being read, never a
+        # growing answer, so how many full-length sequences fit matters only as a batch of prompts.
+        reasons.append(
+            f"{serving.task}: requests are prompts with no decode; the KV cache holds {kv_tokens:,} prompt "
+            "tokens at once."
+        )
+    elif not explicit:
         _warn_few_sequences(sizing, layout, concurrency, expert_split, warnings)
     weights_per_gpu = sizing.weights_per_gpu(tp, pp, expert_split)
     memory = MemoryPerGpu(

@@ -292,3 +292,10 @@ def test_chat_template_given_decides_the_parsers_and_reaches_the_engine(root, tm
     argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3").argv)
     given = argv[argv.index("--chat-template") + 1]
     assert Path(given).read_text() == template
+
+
+def test_a_pooling_model_is_planned_as_prompts_only(root):
+    row = next(row for row in ROWS if row[0] == "Qwen/Qwen3-Embedding-0.6B")
+    plan = plan_env({"TARGET_MODEL": str(build(root, row)), "ENGINE": "vllm", "ACCELERATORS": "L4:1"})[1]
+    assert any(reason.startswith("embed: requests are prompts with no decode") for reason in plan.reasons)
+    assert not any("run at once" in warning for warning in plan.warnings)
