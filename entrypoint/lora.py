@@ -27,15 +27,29 @@ class Adapter:
     target_modules: tuple[str, ...]
     base_model: str  # adapter_config.json base_model_name_or_path ("" when absent)
     weight_bytes: int  # from its safetensors header
+    # (module, in features, out features) its lora_A / lora_B tensors imply, from the header.
+    module_sizes: tuple[tuple[str, int, int], ...] = ()
 
 
-def check(adapters: tuple[Adapter, ...], target_model: str) -> int:
-    """The --max-lora-rank to pass: the smallest the engine takes that holds every adapter."""
+def check(adapters: tuple[Adapter, ...], target_model: str, shape: ModelShape) -> int:
+    """The --max-lora-rank to pass: the smallest the engine takes that holds every adapter. An adapter
+    whose layers do not have the model's sizes is of another model, whatever the folder names say; with
+    TARGET_MODEL a Hub id, a different base model name is refused too (a local folder can be named anything)."""
+    sizes = _sizes(shape)
     for adapter in adapters:
-        if adapter.base_model and _short(adapter.base_model) != _short(target_model):
+        shown = f"LORA_MODULES={adapter.name}={adapter.source}"
+        for module, size_in, size_out in adapter.module_sizes:
+            if module in sizes and sizes[module] != (size_in, size_out):
+                raise SettingError(
+                    f"{shown} has {module} of {size_in}x{size_out}, but TARGET_MODEL={target_model} has "
+                    f"{sizes[module][0]}x{sizes[module][1]}: it is an adapter of another model"
+                    + (f" ({adapter.base_model})" if adapter.base_model else ""),
+                    "use adapters trained on TARGET_MODEL (adapter_config.json base_model_name_or_path)",
+                )
+        hub_id = "/" in target_model and not target_model.startswith(("/", ".", "~"))
+        if hub_id and adapter.base_model and _short(adapter.base_model) != _short(target_model):
             raise SettingError(
-                f"LORA_MODULES={adapter.name}={adapter.source} is an adapter of {adapter.base_model}, "
-                f"not of TARGET_MODEL={target_model}",
+                f"{shown} is an adapter of {adapter.base_model}, not of TARGET_MODEL={target_model}",
                 "use adapters trained on TARGET_MODEL (adapter_config.json base_model_name_or_path)",
             )
     rank = max(adapter.rank for adapter in adapters)
@@ -49,6 +63,21 @@ def check(adapters: tuple[Adapter, ...], target_model: str) -> int:
     return fitting[0]
 
 
+def _sizes(shape: ModelShape) -> dict[str, tuple[int, int]]:
+    """(in, out) of each linear layer an adapter may target."""
+    heads, kv_heads, head_dim, hidden = shape.attention_heads, shape.kv_heads, shape.head_dim, shape.hidden_size
+    inter = shape.intermediate_size or 4 * hidden
+    return {
+        "q_proj": (hidden, heads * head_dim),
+        "k_proj": (hidden, kv_heads * head_dim),
+        "v_proj": (hidden, kv_heads * head_dim),
+        "o_proj": (heads * head_dim, hidden),
+        "gate_proj": (hidden, inter),
+        "up_proj": (hidden, inter),
+        "down_proj": (inter, hidden),
+    }
+
+
 def _short(model: str) -> str:
     """A model's name without its folder or owner, for comparing a base model with TARGET_MODEL: adapters
     record the Hub id, a local folder or a path of the trainer's machine."""
@@ -60,17 +89,8 @@ def buffer_bytes(
 ) -> int:
     """The LoRA buffers on one GPU for `max_loras` adapters of `rank` at once."""
     targets = {module for adapter in adapters for module in adapter.target_modules}
-    heads, kv_heads, head_dim, hidden = shape.attention_heads, shape.kv_heads, shape.head_dim, shape.hidden_size
-    inter = shape.intermediate_size or 4 * hidden
-    sizes = {  # (in, out) of each linear layer
-        "q_proj": (hidden, heads * head_dim),
-        "k_proj": (hidden, kv_heads * head_dim),
-        "v_proj": (hidden, kv_heads * head_dim),
-        "o_proj": (heads * head_dim, hidden),
-        "gate_proj": (hidden, inter),
-        "up_proj": (hidden, inter),
-        "down_proj": (inter, hidden),
-    }
+    sizes = _sizes(shape)
+    hidden = shape.hidden_size
     per_layer = 0
     for module in targets:
         size_in, size_out = sizes.get(module, (hidden, hidden))

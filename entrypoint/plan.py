@@ -251,7 +251,7 @@ def _lora(
     adapters = model.adapters
     if not adapters:
         return 0, 0, None
-    rank = lora.check(adapters, settings.target_model)
+    rank = lora.check(adapters, settings.target_model, model.shape)
     max_loras = settings.max_loras or min(len(adapters), 8)
     dtype_bytes = RUNTIME_DTYPE_BYTES[dtype]
 

@@ -19,11 +19,13 @@ LLAMA = "Llama-3.1-8B-Instruct"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def adapter(folder: Path, rank: int = 16, base: str = "meta-llama/Llama-3.1-8B-Instruct", targets=TARGETS) -> Path:
-    """A PEFT-format LoRA adapter of the Llama-3.1-8B shape: adapter_config.json and a header-only
-    adapter_model.safetensors with lora_A / lora_B of every targeted projection."""
+def adapter(
+    folder: Path, rank: int = 16, base: str = "meta-llama/Llama-3.1-8B-Instruct", targets=TARGETS, hidden: int = 0
+) -> Path:
+    """A PEFT-format LoRA adapter of the Llama-3.1-8B shape (or another hidden size): adapter_config.json and a
+    header-only adapter_model.safetensors with lora_A / lora_B of every targeted projection."""
     config = modelgen.load_fixture(LLAMA)["config"]
-    hidden, kv = config["hidden_size"], config["num_key_value_heads"] * 128
+    hidden, kv = hidden or config["hidden_size"], config["num_key_value_heads"] * 128
     sizes = {"q_proj": (hidden, hidden), "k_proj": (hidden, kv), "v_proj": (hidden, kv), "o_proj": (hidden, hidden)}
     sizes |= {"gate_proj": (hidden, 14336), "up_proj": (hidden, 14336), "down_proj": (14336, hidden)}
     tensors = {}
@@ -74,14 +76,14 @@ def modelgen_shape():
 @pytest.mark.parametrize(
     ("make", "error", "text"),
     [
-        (lambda p: adapter(p, base="Qwen/Qwen2.5-7B-Instruct"), SettingError, "is an adapter of Qwen/Qwen2.5-7B"),
+        (lambda p: adapter(p, hidden=3584), SettingError, "has down_proj of 14336x3584, but TARGET_MODEL="),
         (lambda p: adapter(p, rank=1024), UnsupportedByEngineError, "has rank 1024, above"),
         (lambda p: p.mkdir() or p, ModelNotFoundError, "the folder has no adapter_config.json"),
         (lambda p: _written(p, "not json"), CorruptCheckpointError, "adapter_config.json cannot be read"),
         (lambda p: _written(p, '{"peft_type": "PREFIX_TUNING"}'), CorruptCheckpointError, "is not a LoRA"),
         (lambda p: _written(p, '{"peft_type": "LORA", "r": "sixteen"}'), CorruptCheckpointError, "no usable rank"),
     ],
-    ids=["other base model", "rank too big", "no adapter_config", "not json", "not lora", "bad rank"],
+    ids=["another model's sizes", "rank too big", "no adapter_config", "not json", "not lora", "bad rank"],
 )
 def test_bad_adapters_are_refused_with_the_variable_named(models, tmp_path, make, error, text):
     folder = make(tmp_path / "bad")
@@ -89,6 +91,16 @@ def test_bad_adapters_are_refused_with_the_variable_named(models, tmp_path, make
         plan_env(env(models, tmp_path, f"bad={folder}"))
     assert text in caught.value.message
     assert "LORA_MODULES" in caught.value.message
+
+
+def test_with_a_hub_target_an_adapter_of_another_base_model_is_refused(models, tmp_path):
+    other = adapter(tmp_path / "other", base="Qwen/Qwen2.5-7B-Instruct")
+    env = {"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "ACCELERATORS": "H100:1", "LORA_MODULES": f"x={other}"}
+    with pytest.raises(SettingError) as caught:
+        plan_env(env, model_folder=str(models(LLAMA)))
+    assert "is an adapter of Qwen/Qwen2.5-7B-Instruct, not of TARGET_MODEL=meta-llama" in caught.value.message
+    # A local TARGET_MODEL may be any folder name: only the layers' sizes decide there.
+    assert plan_env({**env, "TARGET_MODEL": str(models(LLAMA))})[1].lora_modules == (("x", str(other)),)
 
 
 def _written(folder: Path, config: str) -> Path:

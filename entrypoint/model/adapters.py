@@ -54,7 +54,7 @@ def _read(name: str, source: str, token: str | None, offline: bool) -> Adapter:
         rank=rank,
         target_modules=targets,
         base_model=str(config.get("base_model_name_or_path") or ""),
-        weight_bytes=_weight_bytes(weights_path, shown) if weights_path else 0,
+        **_from_header(weights_path, shown),
     )
 
 
@@ -84,16 +84,26 @@ def _json(path: str, shown: str) -> Any:
         raise CorruptCheckpointError(f"{shown}: {ADAPTER_CONFIG} cannot be read ({exc})", "download it again") from None
 
 
-def _weight_bytes(path: str, shown: str) -> int:
-    if not os.path.isfile(path):
-        return 0
+def _from_header(path: str | None, shown: str) -> dict[str, Any]:
+    """The adapter's weight bytes and the (in, out) sizes of the layers it adapts, from its header: lora_A of
+    a layer is rank x in, lora_B out x rank."""
+    if not path or not os.path.isfile(path):
+        return {"weight_bytes": 0, "module_sizes": ()}
     total = 0
+    sizes: dict[str, list[int]] = {}
 
-    def count(_name: str, dtype: str, _shape: tuple[int, ...], numel: int) -> None:
+    def count(name: str, dtype: str, shape: tuple[int, ...], numel: int) -> None:
         nonlocal total
         total += int(numel * DTYPE_BYTES[dtype])
+        for part, axis, slot in ((".lora_A.", 1, 0), (".lora_B.", 0, 1)):
+            if part in name and len(shape) == 2:
+                module = name.split(part, maxsplit=1)[0].rsplit(".", 1)[-1]
+                sizes.setdefault(module, [0, 0])[slot] = shape[axis]
 
     with open(path, "rb") as handle:
         length = header_length(handle.read(8), f"{shown} ({ADAPTER_WEIGHTS})")
         parse_header(handle.read(length), f"{shown} ({ADAPTER_WEIGHTS})", count)
-    return total
+    return {
+        "weight_bytes": total,
+        "module_sizes": tuple((module, size_in, size_out) for module, (size_in, size_out) in sorted(sizes.items())),
+    }
