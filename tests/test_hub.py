@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import socket
 
 import pytest
 
+from tests.support import modelgen
 from tests.support.cli import clean_env, run_cli
 from tests.support.fakehub import COMMIT, FakeHub
 
@@ -207,15 +207,18 @@ def test_hostile_headers_through_the_hub_are_refused_as_local_ones_are(tmp_path,
     assert line.startswith("error: TARGET_MODEL=evil/negative: ") and text in line, line
 
 
-def test_the_chat_template_and_modules_json_are_read_through_the_hub(tmp_path, hub, models):
+def test_the_chat_template_and_modules_json_are_read_through_the_hub(tmp_path, hub):
     """The small files decide the parsers and the task on the Hub as in a folder: a Qwen2.5 with its Hermes
     tool template gets vLLM's hermes parser; with modules.json it is served for embeddings."""
-    chat = tmp_path / "chat"
-    shutil.copytree(models("Qwen2.5-7B-Instruct"), chat)
+    # Built here, small, rather than copied: copying a sparse checkpoint writes every byte of its holes.
     template = "{%- if tools %}{{ tools }}<tool_call>{%- endif %}{% for m in messages %}{{ m.content }}{% endfor %}"
-    (chat / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
-    embed = tmp_path / "embed"
-    shutil.copytree(chat, embed)
+    config = {**modelgen.load_fixture("Qwen2.5-7B-Instruct")["config"], "num_hidden_layers": 2}
+    chat, embed = tmp_path / "chat", tmp_path / "embed"
+    for folder in (chat, embed):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+        modelgen.write_shards(folder, modelgen.architecture_tensors(config), 2)
+        (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
     (embed / "modules.json").write_text("[]")
     hub.add("Qwen/chat", chat)
     hub.add("Qwen/embed", embed)
