@@ -17,9 +17,13 @@ from .engines.base import Engine
 DEFAULT_HF_HOME = "~/.cache/huggingface"  # huggingface_hub's own default
 
 
+def hf_home(environ: Mapping[str, str]) -> str:
+    """HF_HOME as huggingface_hub resolves it for this environment."""
+    return environ.get("HF_HOME") or DEFAULT_HF_HOME.replace("~", environ.get("HOME") or "~", 1)
+
+
 def cache_root(engine: Engine, environ: Mapping[str, str]) -> str:
-    hf_home = environ.get("HF_HOME") or DEFAULT_HF_HOME.replace("~", environ.get("HOME") or "~", 1)
-    return posixpath.join(hf_home, "engine-cache", engine.name)
+    return posixpath.join(hf_home(environ), "engine-cache", engine.name)
 
 
 def engine_environment(engine: Engine, environ: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .caches import DEFAULT_HF_HOME
+from . import caches
 from .errors import NoDiskSpaceError
 from .model.info import ModelInfo
 from .units import GIB, gib
@@ -22,8 +22,7 @@ def check_room(model: ModelInfo, environ: Mapping[str, str]) -> None:
     """Refuse when the weights still to download from the Hub do not fit the cache's disk."""
     if model.location != "hub":  # a folder, or the cache offline: nothing to download
         return
-    hf_home = environ.get("HF_HOME") or DEFAULT_HF_HOME.replace("~", environ.get("HOME") or "~", 1)
-    hub_cache = environ.get("HF_HUB_CACHE") or os.path.join(os.path.expanduser(hf_home), "hub")
+    hub_cache = environ.get("HF_HUB_CACHE") or os.path.join(os.path.expanduser(caches.hf_home(environ)), "hub")
     cached = _cached_bytes(os.path.join(hub_cache, "models--" + model.name.replace("/", "--")))
     needed = model.weights.checkpoint_bytes - cached
     disk = _existing(hub_cache)

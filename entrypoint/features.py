@@ -33,8 +33,8 @@ class Serving:
 
 def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[str], warnings: list[str]) -> Serving:
     template = model.files.chat_template
-    task = _task(settings, model, reasons)
-    detected = families.task_of(model.config, model.files)[0]
+    detected, why = families.task_of(model.config, model.files)
+    task = _task(settings, model, (detected, why), reasons)
     limits = _mm_limits(settings, model, reasons, warnings)
     if task != "generate":
         return Serving(task, detected, None, None, limits)
@@ -89,8 +89,9 @@ def _mm_limits(
     return tuple(limits.items())
 
 
-def _task(settings: Settings, model: ModelInfo, reasons: list[str]) -> str:
-    detected, why = families.task_of(model.config, model.files)
+def _task(settings: Settings, model: ModelInfo, own: tuple[str, str], reasons: list[str]) -> str:
+    """TASK resolved; `own` is the model's own (task, why) from families.task_of."""
+    detected, why = own
     if settings.task == "auto":
         if detected != "generate":
             reasons.append(f"task: {detected}, because {why}; served without chat (TASK=generate to override).")

@@ -25,7 +25,7 @@ from .model.adapters import read_adapters
 from .model.info import ModelInfo
 from .model.source import read_model
 from .plan import Plan, make_plan
-from .settings import SETTINGS, Settings
+from .settings import SETTINGS, Settings, is_inline_template
 
 # Our own secret variables: the engine gets what it needs in its own form
 # (VLLM_API_KEY or --api-key; HF_TOKEN), never these.
@@ -176,12 +176,19 @@ def read_models(settings: Settings) -> tuple[ModelInfo, ModelInfo | None, list[s
         _quiet_hub_progress()  # only when the Hub is read: importing huggingface_hub takes a tenth of a second
     offline = settings.hf_hub_offline
     model = read_model(settings.target_model, settings.hf_revision, settings.hf_token, offline=offline)
-    if settings.lora_modules:
-        model = replace(model, adapters=read_adapters(settings.lora_modules, settings.hf_token, offline))
-    if settings.chat_template:  # the template the engine will use decides the parsers too
-        model = replace(model, files=replace(model.files, chat_template=_template_text(settings.chat_template)))
+    model = with_serving_files(model, settings, offline)
     draft, notes = _read_draft(settings, offline)
     return model, draft, notes
+
+
+def with_serving_files(model: ModelInfo, settings: Settings, offline: bool) -> ModelInfo:
+    """The model with LORA_MODULES' adapters read, and CHAT_TEMPLATE's text in place of its own template
+    (the template the engine will use decides the parsers too)."""
+    if settings.lora_modules:
+        model = replace(model, adapters=read_adapters(settings.lora_modules, settings.hf_token, offline))
+    if settings.chat_template:
+        model = replace(model, files=replace(model.files, chat_template=_template_text(settings.chat_template)))
+    return model
 
 
 def _template_text(template: str) -> str:
@@ -253,10 +260,6 @@ def chat_template_file(template: str | None) -> str | None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(template)
     return path
-
-
-def is_inline_template(template: str) -> bool:
-    return "{{" in template or "{%" in template
 
 
 def default_served_name(target_model: str) -> str:

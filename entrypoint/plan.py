@@ -240,7 +240,7 @@ def make_plan(
         lora_modules=tuple((adapter.name, adapter.source) for adapter in model.adapters),
         max_lora_rank=lora_rank,
         max_loras=max_loras,
-        lora_bytes=lora_bytes(tp) // pp if lora_bytes else 0,
+        lora_bytes=sizing.lora_per_gpu(tp, pp),
     )
 
 

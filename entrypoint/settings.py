@@ -185,9 +185,14 @@ def _parser_name(raw: str) -> str:
     return text.lower() if text.lower() in ("auto", "none") else text
 
 
+def is_inline_template(value: str) -> bool:
+    """CHAT_TEMPLATE written out (Jinja's `{{` or `{%`) rather than a file's path."""
+    return "{{" in value or "{%" in value
+
+
 def _chat_template(raw: str) -> str:
-    """A template written out (Jinja's `{{` or `{%`), else a file that must be readable."""
-    return raw.strip() if ("{{" in raw or "{%" in raw) else _readable_file(raw)
+    """A template written out, else a file that must be readable."""
+    return raw.strip() if is_inline_template(raw) else _readable_file(raw)
 
 
 MIN_API_KEY_LENGTH = 16

@@ -101,9 +101,13 @@ class Sizing:
             # not a quarter of 14.96; tests/test_calibration.py).
             heads = self.head_bytes * (1 if self.shape.tie_word_embeddings else 2)
             dense = (dense - heads) + self.head_bytes * pp
-        lora = self.lora_bytes(tp) // pp if self.lora_bytes else 0  # each stage buffers its own layers
+        lora = self.lora_per_gpu(tp, pp)
         experts = self.weights.expert_bytes / (expert_split * pp)
         return math.ceil(dense / (tp * pp) + experts + self.draft_bytes / tp) + lora
+
+    def lora_per_gpu(self, tp: int, pp: int) -> int:
+        """LoRA buffers on one GPU: each pipeline stage buffers its own layers."""
+        return self.lora_bytes(tp) // pp if self.lora_bytes else 0
 
     def kv_available(self, tp: int, pp: int, expert_split: int = 0) -> int:
         """What is left for the KV cache on one GPU once weights and reserve are placed."""

@@ -4,13 +4,11 @@ helper every planning test uses."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import cache
 
 from entrypoint import launch
 from entrypoint.engines import ENGINES
 from entrypoint.hardware.types import Hardware, from_accelerators
-from entrypoint.model.adapters import read_adapters
 from entrypoint.model.info import ModelInfo
 from entrypoint.model.source import read_model
 from entrypoint.plan import Plan, make_plan
@@ -38,10 +36,7 @@ def plan_env(
         else None
     )
     model = model_info(model_folder or settings.target_model)
-    if settings.lora_modules:
-        model = replace(model, adapters=read_adapters(settings.lora_modules, None, offline=True))
-    if settings.chat_template:
-        model = replace(model, files=replace(model.files, chat_template=launch._template_text(settings.chat_template)))
+    model = launch.with_serving_files(model, settings, offline=True)
     return settings, make_plan(settings, hardware, model, ENGINES[settings.engine], draft)
 
 
