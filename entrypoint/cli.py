@@ -14,9 +14,10 @@ import os
 import shlex
 import sys
 import textwrap
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from . import __version__, disk, launch, redact, render
 from .engines import ENGINES
@@ -29,7 +30,11 @@ from .errors import (
     UnexpectedError,
     UsageError,
 )
-from .settings import SETTINGS, load, load_value, secret_values
+from .settings import SETTINGS, Settings, load, load_value, secret_values
+
+if TYPE_CHECKING:
+    from .model.info import ModelInfo
+    from .supervise.phases import StartTimeline
 
 USAGE = """usage: python -m entrypoint [COMMAND]
 
@@ -46,6 +51,10 @@ USAGE = """usage: python -m entrypoint [COMMAND]
 Settings come from environment variables (docker run -e NAME=VALUE):"""
 
 Command = Callable[[Sequence[str], Mapping[str, str], TextIO, TextIO], int]
+
+# When this process began, near enough (the interpreter's own start is a fraction of a second before):
+# the start of the `plan` phase of a supervised start.
+PROCESS_STARTED = time.monotonic()
 
 
 def main(
@@ -135,15 +144,33 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], _stdout: TextIO,
     disk.check_room(model, environ)  # before the engine downloads anything
     print(f"inference-endpoint {__version__}", file=log)
     print(render.as_table(plan), file=log)
+    from .supervise.phases import StartTimeline  # each command imports what only it needs
+
+    timeline = StartTimeline(PROCESS_STARTED, engine.start_marks)
+    _download_first(settings, model, environ, log, timeline)
     started = launch.prepare(engine, settings, plan, environ, user_args)
-    from .supervise import supervisor  # each command imports what only it needs: `plan` is timed by pipelines
+    from .supervise import supervisor
 
     limits = supervisor.limits_from(settings, plan)
     if limits:  # something must watch the server: stay as its parent (docs/adr/0011)
         launch.announce(started, engine, log, verb="start")
-        return supervisor.Supervisor(started, engine, plan, settings, limits, log).run()
+        return supervisor.Supervisor(started, engine, plan, settings, limits, log, timeline=timeline).run()
     launch.exec_engine(started, engine, log)
     return 0  # not reached: exec_engine replaces the process or raises
+
+
+def _download_first(
+    settings: Settings, model: ModelInfo, environ: Mapping[str, str], log: TextIO, timeline: StartTimeline
+) -> None:
+    """PREFETCH: the Hub's files into HF_HOME before the engine starts (entrypoint.prefetch), timed."""
+    from . import prefetch
+
+    if not prefetch.wanted_before_serving(settings, model):
+        return
+    began = time.monotonic()
+    downloaded = prefetch.download(settings, environ, log)
+    print(f"prefetch: {downloaded.describe()}", file=log)
+    timeline.begin("download", began, downloaded.size_and_rate())
 
 
 def plan_command(argv: Sequence[str], environ: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:

@@ -22,8 +22,8 @@ def check_room(model: ModelInfo, environ: Mapping[str, str]) -> None:
     """Refuse when the weights still to download from the Hub do not fit the cache's disk."""
     if model.location != "hub":  # a folder, or the cache offline: nothing to download
         return
-    hub_cache = environ.get("HF_HUB_CACHE") or os.path.join(os.path.expanduser(caches.hf_home(environ)), "hub")
-    cached = _cached_bytes(os.path.join(hub_cache, "models--" + model.name.replace("/", "--")))
+    hub_cache = _hub_cache(environ)
+    cached = cached_bytes(model.name, environ)
     needed = model.weights.checkpoint_bytes - cached
     disk = _existing(hub_cache)
     stats = os.statvfs(disk)
@@ -37,9 +37,13 @@ def check_room(model: ModelInfo, environ: Mapping[str, str]) -> None:
         )
 
 
-def _cached_bytes(repo: str) -> int:
-    """What the cache holds of this repo already (its blobs, partial downloads included)."""
-    blobs = os.path.join(repo, "blobs")
+def _hub_cache(environ: Mapping[str, str]) -> str:
+    return environ.get("HF_HUB_CACHE") or os.path.join(os.path.expanduser(caches.hf_home(environ)), "hub")
+
+
+def cached_bytes(repo: str, environ: Mapping[str, str]) -> int:
+    """What the cache holds of this model repo already (its blobs, partial downloads included)."""
+    blobs = os.path.join(_hub_cache(environ), "models--" + repo.replace("/", "--"), "blobs")
     if not os.path.isdir(blobs):
         return 0
     return sum(entry.stat().st_size for entry in os.scandir(blobs) if entry.is_file(follow_symlinks=False))

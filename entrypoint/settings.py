@@ -503,6 +503,14 @@ SETTINGS: tuple[Setting, ...] = (
         _boolean,
         default="false",
     ),
+    Setting(
+        "PREFETCH",
+        "Download the model, draft and LoRA adapters from the Hub into HF_HOME before the engine starts "
+        "(parallel, resumable, one-line errors, a measured download phase); false lets the engine download.",
+        "false",
+        _boolean,
+        default="true",
+    ),
     # Multi-node: SkyPilot sets these on every node of a `num_nodes: N` task.
     Setting(
         "SKYPILOT_NUM_NODES",
@@ -596,6 +604,7 @@ class Settings:
     extra_args: str | None
     debug: bool
     hf_hub_offline: bool
+    prefetch: bool
     skypilot_num_nodes: int
     skypilot_node_rank: int
     skypilot_node_ips: tuple[str, ...] | None

@@ -254,10 +254,31 @@ def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
     )
 
 
+def start_phases(metrics_port: int) -> dict[str, float]:
+    """The supervisor's inference_endpoint_start_phase_seconds, by phase (set once the engine answered)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        found = {
+            sample.labels["phase"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "inference_endpoint_start_phase_seconds"
+            for sample in family.samples
+        }
+        if found:
+            return found
+        time.sleep(0.5)
+    pytest.fail("the supervisor exported no start phases")
+
+
 def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, tmp_path):
     """The Hugging Face cache (the compose volume, HF_HOME) makes a restart download nothing: counted on a fake
-    Hub that vLLM itself downloads from. Each start has a fresh HOME and TMPDIR, as a new container has, so
-    only HF_HOME carries over; the engine's compile cache is written there too (entrypoint.caches)."""
+    Hub. Each start has a fresh HOME and TMPDIR, as a new container has, so only HF_HOME carries over; the
+    engine's compile cache is written there too (entrypoint.caches).
+
+    Both starts are supervised (METRICS_PORT), so each says where its time went: the phases, from the
+    process's start to the engine's first answer, must add up to the time to /health this test measures
+    from outside within 10%, and the first start's download phase is the shard it fetched."""
     hub = FakeHub()
     hub.add("test/tiny-llama", tiny_model)
     httpserver.expect_request(re.compile(".*")).respond_with_handler(hub.handle)
@@ -276,12 +297,14 @@ def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, 
             HF_HUB_OFFLINE="0",
             HF_HOME=str(tmp_path / "volume"),
             TMPDIR=scratch,
+            METRICS_PORT=str(metrics_port := free_port()),
         )
         before = len(hub.requests)
         server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, tmp_path / f"start-{start}.log")
         try:
-            server.wait_healthy()
+            to_health = server.wait_healthy()
             assert server.client().models.list().data[0].id == "tiny"
+            phases = start_phases(metrics_port)
         finally:
             server.process.send_signal(signal.SIGTERM)
             server.process.wait(timeout=120)
@@ -289,6 +312,14 @@ def test_second_start_downloads_no_weights(engine_envs, tiny_model, httpserver, 
             shutil.rmtree(scratch, ignore_errors=True)
         requests = hub.requests[before:]
         whole_downloads.append([line for line in requests if line.startswith("GET ") and line.endswith(".safetensors")])
+        summary = next(line for line in server.log().splitlines() if line.startswith("supervisor: ready in "))
+        print(f"start {start}: {summary} (/health after {to_health:.1f} s)")
+        assert sum(phases.values()) == pytest.approx(to_health, rel=0.10), summary
+        assert float(summary.split()[3]) == pytest.approx(sum(phases.values()), abs=0.1)
+        assert {"plan", "engine_start", "load", "compile", "kv_cache", "server"} <= set(phases), summary
+        # PREFETCH: the first start fetched the shard before the engine started; the second found it cached.
+        assert "download" in phases and (" MB, " in summary) == (start == 0), summary
+        assert ("everything already in HF_HOME" in summary) == (start == 1), summary
     assert len(whole_downloads[0]) == 1  # the first start downloads the weights once
     assert whole_downloads[1] == []  # the second start finds them in HF_HOME
     compiled = tmp_path / "volume" / "engine-cache" / "vllm" / "vllm" / "torch_compile_cache"

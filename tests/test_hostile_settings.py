@@ -180,6 +180,7 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
     ],
     "DEBUG": [("please", {}, 10, "use true or false")],
     "HF_HUB_OFFLINE": [("sometimes", {}, 10, "use true or false")],
+    "PREFETCH": [("maybe", {}, 10, "use true or false")],
     "SKYPILOT_NUM_NODES": [
         ("0", {}, 10, "between"),
         ("-2", {}, 10, "between"),

@@ -4,6 +4,7 @@ loads, into HF_HOME; a second run downloads no weight byte."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.support import modelgen
 from tests.support.cli import clean_env, run_cli
 from tests.support.fakehub import FakeHub
+from tests.support.paths import FAKE_ENGINES, ROOT
 
 # A small Llama (some 30 MB of weights: the fake Hub serves them in full) in three shards and an index.
 SMALL = {
@@ -76,3 +78,51 @@ def test_prefetch_of_a_missing_repo_is_one_line(hub, tmp_path):
         result.stderr.strip().splitlines()[-1].startswith("error: TARGET_MODEL=meta-llama/No-Such-Model does not exist")
     )
     assert "Traceback" not in result.stderr
+
+
+def serving_env(hub, tmp_path, **extra: str) -> dict[str, str]:
+    """Serving test/small-llama from the fake Hub with the stand-in engine."""
+    return clean_env(
+        tmp_path,
+        TARGET_MODEL="test/small-llama",
+        ACCELERATORS="H100:1",
+        HF_ENDPOINT=hub.endpoint,
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_XET="1",
+        PYTHONPATH=f"{ROOT}{os.pathsep}{FAKE_ENGINES}",
+        FAKE_ENGINE_REPORT=str(tmp_path / "engine.json"),
+        **extra,
+    )
+
+
+def shard_downloads(hub) -> list[str]:
+    return [line for line in hub.requests if line.startswith("GET ") and line.endswith(".safetensors")]
+
+
+def test_serving_downloads_before_the_engine_and_times_it(hub, tmp_path):
+    """Supervised: the weights are in HF_HOME before the engine starts, and the start's summary has a
+    download phase with the bytes that arrived; a restart on the same cache downloads nothing."""
+    env = serving_env(hub, tmp_path, MAX_RUN_HOURS="0.0003", FAKE_ENGINE_SLEEP="60")  # stopped after 1.1 s
+    # The stand-in never answers /metrics, so the summary never comes: the log's download line is checked, and
+    # the engine's report proves the order (it is written once the weights are in the cache).
+    first = run_cli([], env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    snapshot = next((tmp_path / "hf" / "hub").glob("models--test--small-llama/snapshots/*"))
+    assert len(list(snapshot.glob("*.safetensors"))) == SHARDS and len(shard_downloads(hub)) == SHARDS
+    weights = sum(path.stat().st_size for path in snapshot.glob("*.safetensors"))
+    line = next(line for line in first.stderr.splitlines() if line.startswith("prefetch: ") and " MB, " in line)
+    assert f"{weights / 1e6:.1f} MB, " in line  # what the cache grew by
+    assert os.path.getmtime(env["FAKE_ENGINE_REPORT"]) >= max(p.stat().st_mtime for p in snapshot.glob("*"))
+    second = run_cli([], env, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "prefetch: " in second.stderr and "everything already in HF_HOME" in second.stderr
+    assert len(shard_downloads(hub)) == SHARDS  # none twice
+
+
+def test_prefetch_false_leaves_the_download_to_the_engine(hub, tmp_path):
+    env = serving_env(hub, tmp_path, PREFETCH="false")
+    result = run_cli([], env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "exec: " in result.stderr and "prefetch:" not in result.stderr
+    assert shard_downloads(hub) == []  # headers only, as the plan reads them

@@ -231,7 +231,7 @@ def test_requests_in_flight_keep_it_alive(serve_env):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
     # Without this the test would pass with scraping broken: an engine never seen ready is never idle.
-    assert "supervisor: engine ready" in stderr
+    assert "supervisor: ready in " in stderr
 
 
 def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
@@ -320,9 +320,9 @@ def test_engine_killed_after_serving_gives_its_status(serve_env, tmp_path):
         process = start_cli(env, stdout=handle, stderr=subprocess.STDOUT)
     engine = wait_for_report(env)
     deadline = time.monotonic() + 30
-    while "supervisor: engine ready" not in log.read_text() and time.monotonic() < deadline:
+    while "supervisor: ready in " not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "supervisor: engine ready" in log.read_text()
+    assert "supervisor: ready in " in log.read_text()
     os.kill(engine["pid"], signal.SIGKILL)
     assert process.wait(timeout=30) == 128 + signal.SIGKILL
     assert "exited after serving with status -9; exiting 137" in log.read_text()
@@ -349,7 +349,8 @@ def test_max_run_hours_counts_hours_on_the_supervisors_clock(serve_env, models):
     from entrypoint.supervise.supervisor import Supervisor
     from tests.support.planning import plan_env
 
-    env = serve_env(FAKE_ENGINE_SLEEP="60", MAX_RUN_HOURS="12")
+    # Quiet: each line it printed would be one more reading of the clock (the phases of the start).
+    env = serve_env(FAKE_ENGINE_SLEEP="60", MAX_RUN_HOURS="12", FAKE_ENGINE_QUIET="1")
     settings, plan = plan_env(env)
     engine = ENGINES[settings.engine]
     started = launch.prepare(engine, settings, plan, env, python=sys.executable)
@@ -359,5 +360,47 @@ def test_max_run_hours_counts_hours_on_the_supervisors_clock(serve_env, models):
     code = Supervisor(started, engine, plan, settings, limits, log, clock=clock).run()
     assert code == 0
     assert "stopping vllm: running for 12.0 h (MAX_RUN_HOURS)" in log.getvalue()
-    assert clock.now == 16 * 3600  # stopped at the first poll that reached the cap
+    assert clock.now == 16 * 3600  # readings: start, the engine's launch, then polls at 8 and 12 hours in
     assert not alive(report(env)["pid"])
+
+
+@pytest.mark.parametrize(
+    ("engine", "startlog", "shown"),
+    [
+        ("vllm", "vllm-0.32.0-cpu.log", ["engine start", "load", "compile and profile", "kv cache", "server start"]),
+        ("sglang", "sglang-0.5.23.log", ["engine start", "load", "kv cache", "CUDA graphs", "server start"]),
+    ],
+)
+def test_the_start_is_timed_phase_by_phase(serve_env, engine, startlog, shown):
+    """A stand-in engine prints a recorded start-up log (without flushing: the supervisor must make the pipe
+    unbuffered) before it answers: the engine's output is relayed unchanged, one line says where the time
+    went, and the same phases are metrics that add up to the time to ready."""
+    port, metrics_port = free_port(), free_port()
+    metrics = "vllm-0.32.0-cpu.txt" if engine == "vllm" else "sglang-0.5.23.txt"
+    env = serve_env(
+        engine,
+        FAKE_ENGINE_SLEEP="60",
+        FAKE_ENGINE_LOG=str(TESTS / "fixtures" / "startlogs" / startlog),
+        FAKE_ENGINE_LOG_GAP="0.01",
+        FAKE_ENGINE_METRICS=str(METRICS / metrics),
+        PORT=str(port),
+        METRICS_PORT=str(metrics_port),
+        IDLE_TIMEOUT_MIN="5",
+    )
+    process = start_cli(env)
+    families = supervisor_metrics(metrics_port, "inference_endpoint_time_to_ready_seconds", timeout=60)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    recorded = (TESTS / "fixtures" / "startlogs" / startlog).read_text().splitlines()
+    assert [line for line in recorded if not line.startswith("# ")] == [
+        line for line in stdout.splitlines() if not line.startswith("fake ")
+    ]  # relayed byte for byte, on the engine's own stream
+    summary = next(line for line in stderr.splitlines() if line.startswith("supervisor: ready in "))
+    for words in ["plan", *shown]:
+        assert f" {words} " in summary
+    phases = {
+        sample.labels["phase"]: sample.value for sample in families["inference_endpoint_start_phase_seconds"].samples
+    }
+    assert phases["plan"] > 0 and phases["engine_start"] > 0
+    ready = families["inference_endpoint_time_to_ready_seconds"].samples[0].value
+    assert sum(phases.values()) == pytest.approx(ready, abs=0.01)  # both from the process's start

@@ -134,6 +134,15 @@ class MetricNames:
 
 
 @dataclass(frozen=True)
+class StartMark:
+    """A literal the engine logs as it begins a phase of its start (entrypoint.supervise.phases.PHASES names
+    them); tests find each one in the pinned engine's own sources."""
+
+    phase: str
+    text: str
+
+
+@dataclass(frozen=True)
 class DeviceUse:
     """One device of a layout, with the model facts the engine's own allocations on it depend on."""
 
@@ -236,3 +245,5 @@ class Engine:
     # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds
     # (Dockerfile.sglang, Dockerfile.vllm); AMD GPUs need the engines' own ROCm images.
     gpu_vendors: frozenset[str] = frozenset({"nvidia"})
+    # The log lines that begin each phase of a start, so supervised mode can say where the time went.
+    start_marks: tuple[StartMark, ...] = ()

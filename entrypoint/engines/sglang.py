@@ -18,6 +18,7 @@ from .base import (
     MetricNames,
     ReserveTerms,
     ServeRequest,
+    StartMark,
     chat_template_flags,
     kv_cache_dtype_flags,
     listen_flags,
@@ -442,6 +443,15 @@ ENGINE = Engine(
         running="sglang:num_running_reqs",
         generation_tokens="sglang:generation_tokens",
         kv_tokens="sglang:max_total_num_tokens",  # emitted once at start-up (emit_constants)
+    ),
+    # sglang 0.5.23's lines (srt/model_executor/model_runner.py, model_runner_components/cuda_graph_setup.py,
+    # entrypoints/http_server.py): the KV pool is made after the weights, then the CUDA graphs are captured.
+    start_marks=(
+        StartMark("load", "Load weight begin"),
+        StartMark("kv_cache", "Load weight end"),
+        StartMark("graphs", "graph begin."),  # "Capture decode CUDA graph begin." and the prefill one
+        StartMark("server", "graph end."),
+        StartMark("server", "Uvicorn running on"),  # with CUDA graphs off
     ),
     kv_cache_dtypes=KV_CACHE_DTYPES,
     checkpoint_quantization=frozenset(

@@ -20,6 +20,7 @@ from .base import (
     MetricNames,
     ReserveTerms,
     ServeRequest,
+    StartMark,
     chat_template_flags,
     kv_cache_dtype_flags,
     listen_flags,
@@ -434,6 +435,18 @@ ENGINE = Engine(
         # cache_config_info's label: concurrency x max_model_len, what the start-up log calls "KV cache size".
         kv_tokens="vllm:cache_config_info",
         kv_tokens_label="kv_cache_size_tokens",
+    ),
+    # In the order vLLM 0.32 prints them; the CPU path's own lines beside the GPU's (v1/worker/cpu_model_runner.py,
+    # cpu_worker.py). Recorded from the CPU server: tests/fixtures/startlogs/vllm-0.32.0-cpu.log.
+    start_marks=(
+        StartMark("load", "Starting to load model"),  # v1/worker/gpu_model_runner.py, cpu_model_runner.py
+        StartMark("compile", "Model loading took"),  # GPU: the profile run that compiles follows the load
+        StartMark("compile", "Warming up model for the compilation"),  # CPU
+        StartMark("kv_cache", "Available KV cache memory"),  # v1/worker/gpu_worker.py, after profiling
+        StartMark("kv_cache", "GiB for KV cache"),  # CPU: "Explicitly set (2.0/23.54) GiB for KV cache on node 0"
+        StartMark("graphs", "Capturing CUDA graphs"),  # the capture's progress bar
+        StartMark("server", "Graph capturing finished"),
+        StartMark("server", "init engine (profile, create kv cache, warmup model) took"),  # v1/engine/core.py
     ),
     supports_cpu=True,
     # --kv-cache-dtype choices at 0.32 (config/cache.py); the CPU attention backend takes only auto and FP8

@@ -12,6 +12,8 @@ IDLE_TIMEOUT_MIN, MAX_RUN_HOURS or METRICS_PORT. Then it
   drain time) after IDLE_TIMEOUT_MIN without activity or after MAX_RUN_HOURS,
   exiting 0 so that SkyPilot's autostop can take the machine down,
 - exits with the engine's own code when it dies, so the orchestrator restarts it,
+- relays the engine's output and times the phases of the start from its log lines (phases.py): one
+  `ready in ...` line says where the time went, and the phases are metrics,
 - serves its own metrics on METRICS_PORT: the plan, time to ready, idle time,
   tokens, and with GPU_HOURLY_USD the running cost and the cost per 1,000
   generated tokens.
@@ -23,6 +25,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +37,9 @@ from ..errors import ENGINE_EXITED_UNASKED, SettingError
 from ..launch import Launch
 from ..plan import Plan
 from ..settings import Settings
+from . import relay
 from .engine_metrics import KV_GAP_TO_REPORT, Usage, cost, kv_check, read_kv_tokens, read_usage
+from .phases import PhaseTime, StartTimeline, summary
 from .prices import GpuPrice, gpu_price
 
 
@@ -100,6 +105,12 @@ class Exporter:
         self.kv_planned = gauge("kv_cache_tokens_planned", "KV cache tokens per replica the plan expects")
         self.kv_planned.set(plan.memory_per_gpu.kv_tokens)
         self.kv_allocated = gauge("kv_cache_tokens_allocated", "KV cache tokens per replica the engine reports")
+        self.start_phase = Gauge(
+            "inference_endpoint_start_phase_seconds",
+            "Seconds the start spent in each phase, set once the engine answers",
+            ["phase"],
+            registry=self.registry,
+        )
         if price is not None:  # which price the cost figures use, and where it came from
             Gauge(
                 "inference_endpoint_gpu_hourly_usd",
@@ -126,6 +137,7 @@ class Supervisor:
         limits: Limits,
         log: TextIO,
         clock: Callable[[], float] = time.monotonic,
+        timeline: StartTimeline | None = None,
     ) -> None:
         self.launch, self.engine, self.plan, self.limits, self.log, self.clock = (
             launch,
@@ -138,6 +150,9 @@ class Supervisor:
         self.port, self.tls = settings.port, bool(settings.tls_cert_file)
         self.forwarded: int | None = None  # the signal we passed on, if any
         self.child: subprocess.Popen[bytes] | None = None
+        # The start so far (plan, download) as the CLI saw it; or from now, for callers that only supervise.
+        self.timeline = timeline or StartTimeline(clock(), engine.start_marks)
+        self.timeline_lock = threading.Lock()  # fed by the two relay threads
 
     def run(self) -> int:
         exporter = self._exporter()
@@ -157,9 +172,7 @@ class Supervisor:
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
         # Its own session and process group, so that whatever it leaves behind (vLLM's EngineCore and workers
         # can outlive the API server) is ended with it.
-        child = self.child = subprocess.Popen(
-            list(self.launch.command.argv), env=dict(self.launch.env), start_new_session=True
-        )
+        child, relays = self._start_engine()
         if self.forwarded is not None:
             child.send_signal(self.forwarded)
         try:
@@ -168,13 +181,51 @@ class Supervisor:
             if child.poll() is None:
                 child.kill()
             _end_group(child.pid)
+            for thread in relays:  # the last lines, once every process that held the pipes is gone
+                thread.join(timeout=5)
             if exporter:
                 exporter.close()
             for signum, handler in previous.items():  # for callers that go on (tests); the CLI exits
                 signal.signal(signum, handler)
 
+    def _start_engine(self) -> tuple[subprocess.Popen[bytes], list[threading.Thread]]:
+        # Python engines buffer a pipe by blocks; unbuffered, each line arrives when it is written.
+        env = {**self.launch.env, "PYTHONUNBUFFERED": "1"}
+        pipes = [os.pipe(), os.pipe()]
+        try:
+            child = self.child = subprocess.Popen(
+                list(self.launch.command.argv),
+                env=env,
+                stdout=pipes[0][1],
+                stderr=pipes[1][1],
+                start_new_session=True,
+            )
+        except BaseException:
+            for read_end, write_end in pipes:
+                os.close(read_end)
+                os.close(write_end)
+            raise
+        with self.timeline_lock:
+            self.timeline.begin("engine_start", self.clock())
+        relays = []
+        for (read_end, write_end), ours in zip(pipes, (1, 2), strict=True):
+            os.close(write_end)  # the child holds it: the pipe ends when the engine's processes are gone
+            relays.append(relay.start(read_end, ours, self._on_engine_line))
+        return child, relays
+
+    def _on_engine_line(self, line: str) -> None:
+        with self.timeline_lock:
+            self.timeline.feed(line, self.clock())
+
+    def _ready(self, now: float, exporter: Exporter | None) -> None:
+        with self.timeline_lock:
+            phases = self.timeline.phases(now)
+        self._say(summary(phases))
+        if exporter:
+            _export_phases(exporter, phases)
+
     def _watch(self, child: subprocess.Popen[bytes], exporter: Exporter | None) -> int:
-        started = self.clock()
+        started = self.timeline.began
         ready_at: float | None = None
         last_active = started
         previous: Usage | None = None
@@ -190,7 +241,7 @@ class Supervisor:
             if usage is not None:
                 if ready_at is None:
                     ready_at = last_active = now
-                    self._say(f"engine ready after {ready_at - started:.1f} s")
+                    self._ready(now, exporter)
                 if not kv_checked:
                     kv_checked = self._check_kv_cache(text, exporter)
                 if usage.busier_than(previous):
@@ -307,6 +358,11 @@ class Supervisor:
         if seconds is None:
             return "off"
         return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _export_phases(exporter: Exporter, phases: list[PhaseTime]) -> None:
+    for phase in phases:
+        exporter.start_phase.labels(phase=phase.phase).set(phase.seconds)
 
 
 def _end_group(pgid: int) -> None:

@@ -8,6 +8,8 @@ With $FAKE_ENGINE_CHILD it first starts a child that ignores SIGTERM and outlive
 vLLM's EngineCore can outlive its API server; the child's pid is in the report.
 With $FAKE_ENGINE_METRICS (a file of Prometheus text) it also serves that file
 as /metrics, and /health, on the --port it was given, like a real engine.
+With $FAKE_ENGINE_LOG (a recorded start-up log, tests/fixtures/startlogs) it first prints that log's lines,
+$FAKE_ENGINE_LOG_GAP seconds apart (default 0.05), as the engine's start would. $FAKE_ENGINE_QUIET: no line.
 """
 
 import http.server
@@ -35,6 +37,13 @@ def serve_metrics(path: str, port: int) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
+def replay_log(path: str, gap: float) -> None:
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("# "):  # the fixture's own comments
+            print(line)  # no flush: the supervisor must make a piped engine unbuffered itself
+            time.sleep(gap)
+
+
 def stubborn_child() -> int:
     import subprocess
 
@@ -58,9 +67,12 @@ def main(module: str, extra: dict | None = None) -> None:
     }
     with open(os.environ["FAKE_ENGINE_REPORT"], "w", encoding="utf-8") as handle:
         json.dump(report, handle)
+    if os.environ.get("FAKE_ENGINE_LOG"):
+        replay_log(os.environ["FAKE_ENGINE_LOG"], float(os.environ.get("FAKE_ENGINE_LOG_GAP", "0.05")))
     if os.environ.get("FAKE_ENGINE_METRICS"):
         serve_metrics(os.environ["FAKE_ENGINE_METRICS"], int(sys.argv[sys.argv.index("--port") + 1]))
-    print(f"fake {module} started", flush=True)
+    if not os.environ.get("FAKE_ENGINE_QUIET"):
+        print(f"fake {module} started", flush=True)
     if os.environ.get("FAKE_ENGINE_SLEEP"):
         time.sleep(float(os.environ["FAKE_ENGINE_SLEEP"]))
     code = int(os.environ.get("FAKE_ENGINE_EXIT", "0"))
