@@ -146,6 +146,7 @@ def all_error_classes() -> list[type[EntrypointError]]:
 ENGINE_EXITED_UNASKED = 51
 UNHEALTHY = 1  # the health command's "not healthy", as Docker's HEALTHCHECK reads it
 READER_GONE = 141  # 128 + SIGPIPE, as a shell reports it: `plan | head -1` closed the pipe early
+STOPPED_ON_SECOND_SIGNAL = 143  # 128 + SIGTERM (130 for a second SIGINT): the drain was cut short
 OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (
         READER_GONE,
@@ -154,6 +155,12 @@ OTHER_EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     ),
     (UNHEALTHY, "(health) unhealthy", "`python -m entrypoint health`: /health did not answer 200 (Docker's code)"),
     (0, "(supervised) stopped", "IDLE_TIMEOUT_MIN or MAX_RUN_HOURS stopped the engine, or SIGTERM did: a clean stop"),
+    (
+        STOPPED_ON_SECOND_SIGNAL,
+        "(supervised) second signal",
+        "a second SIGTERM (130: SIGINT) during the drain killed the engine's processes at once; requests in "
+        "flight were cut off",
+    ),
     (
         ENGINE_EXITED_UNASKED,
         "(supervised) engine exited",

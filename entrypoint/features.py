@@ -8,6 +8,7 @@ anything is downloaded otherwise.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ class Serving:
     reasoning_parser: str | None
     # Inputs per request of a multimodal model, by modality; () text only; None: the model takes only text.
     mm_limits: tuple[tuple[str, int], ...] | None = None
+    config_overrides: str | None = None  # JSON: config.json as the engine should read it (a reranker recipe)
 
 
 def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[str], warnings: list[str]) -> Serving:
@@ -37,7 +39,7 @@ def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[
     task = _task(settings, model, (detected, why), reasons)
     limits = _mm_limits(settings, model, reasons, warnings)
     if task != "generate":
-        return Serving(task, detected, None, None, limits)
+        return Serving(task, detected, None, None, limits, _pooling_overrides(task, model, engine, reasons))
     if template is None and not settings.chat_template:
         warnings.append(
             f"{model.name} has no chat template (tokenizer_config.json or chat_template.jinja): "
@@ -63,6 +65,32 @@ def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[
     if family is not None and (tools or thinking):
         reasons.append(f"family: {family.name} (model_type {families.model_type(model.config)}, chat template).")
     return Serving(task, detected, tools, thinking, limits)
+
+
+def _pooling_overrides(task: str, model: ModelInfo, engine: Engine, reasons: list[str]) -> str | None:
+    """A classifier or reranker: the config overrides of its family's recipe where a causal LM needs one,
+    refused where the engine serves only its own classifier architectures."""
+    if task not in ("classify", "score"):
+        return None
+    architecture = str((model.config.get("architectures") or [""])[0])
+    family = families.family_of(model.config, model.files.chat_template)
+    recipe = family.reranker_overrides.get(engine.name) if family else None
+    overrides: dict[str, object] = {}
+    if recipe and architecture.endswith("ForCausalLM"):
+        architecture = architecture.removesuffix("ForCausalLM") + "ForSequenceClassification"
+        overrides = {"architectures": [architecture], **recipe}
+        reasons.append(
+            f"reranker: {family.name if family else ''} causal LM scored by its yes/no tokens as {architecture} "
+            f"(the family's recipe: {json.dumps(recipe)})."
+        )
+    allowed = engine.classifier_architectures
+    if allowed is not None and architecture not in allowed:
+        raise UnsupportedByEngineError(
+            f"TASK={task}: {engine.name} serves classifiers and rerankers of {', '.join(sorted(allowed))} "
+            f"only, not {architecture}",
+            "use a *ForSequenceClassification checkpoint of the model, or ENGINE=vllm, which converts causal LMs",
+        )
+    return json.dumps(overrides, separators=(",", ":")) if overrides else None
 
 
 def _mm_limits(

@@ -95,6 +95,7 @@ class Plan:
     tool_call_parser: str | None = None  # the engine's parser name; None: no tool calling
     reasoning_parser: str | None = None
     mm_limits: tuple[tuple[str, int], ...] | None = None  # per request by modality; (): text only; None: text model
+    config_overrides: str | None = None  # JSON for the engine's config override flag (a family's reranker recipe)
     lora_modules: tuple[tuple[str, str], ...] = ()  # LORA_MODULES: (name, folder or repo)
     max_lora_rank: int = 0
     max_loras: int = 0
@@ -237,6 +238,7 @@ def make_plan(
         tool_call_parser=serving.tool_call_parser,
         reasoning_parser=serving.reasoning_parser,
         mm_limits=serving.mm_limits,
+        config_overrides=serving.config_overrides,
         lora_modules=tuple((adapter.name, adapter.source) for adapter in model.adapters),
         max_lora_rank=lora_rank,
         max_loras=max_loras,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -160,8 +161,9 @@ STRAY_MARKERS = ("vllm", "VLLM::", "resource_tracker", "sglang", "fake_engine", 
 _SESSION_STARTED = float(Path("/proc/uptime").read_text().split()[0])  # seconds since boot, as /proc/<pid>/stat counts
 
 
-def stray_processes() -> list[str]:
-    """Processes of ours started during this session that an ended test left orphaned (parent 1)."""
+def stray_processes(orphans_only: bool = True) -> list[str]:
+    """Processes of ours started during this session that an ended test left orphaned (parent 1); with
+    orphans_only=False, any of ours still alive."""
     ticks = os.sysconf("SC_CLK_TCK")
     found = []
     for entry in Path("/proc").iterdir():
@@ -173,7 +175,8 @@ def stray_processes() -> list[str]:
         except OSError:
             continue
         state, parent, started = fields[0], int(fields[1]), int(fields[19]) / ticks
-        if state != "Z" and parent == 1 and started >= _SESSION_STARTED and any(m in command for m in STRAY_MARKERS):
+        orphan = parent == 1 or not orphans_only
+        if state != "Z" and orphan and started >= _SESSION_STARTED and any(m in command for m in STRAY_MARKERS):
             found.append(f"{entry.name}: {command[:160]}")
     return found
 
@@ -183,6 +186,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checks once, at the end
         return
     left = stray_processes()
+    if not left and stray_processes(orphans_only=False):
+        # A killed server's processes become orphans a moment after it dies (vLLM's EngineCore outlives its
+        # API server): look again once they had the time to.
+        time.sleep(3)
+        left = stray_processes()
     if left:
         print("\nerror: processes left running by the tests:\n  " + "\n  ".join(left))
         for line in left:

@@ -246,7 +246,7 @@ def test_idle_timeout_on_the_real_server(engine_envs, tiny_model, tmp_path):
     assert abs(float(check.group(3))) <= 1.0, check.group(0)
     assert values["inference_endpoint_kv_cache_tokens_allocated"] == int(check.group(2).replace(",", ""))
     assert 18 <= stop_latency < 18 + 60
-    assert session_processes(server.process.pid) == []
+    assert server.leftovers() == []
     print(
         f"idle stop: {stop_latency:.1f} s after the last request (IDLE_TIMEOUT_MIN=0.3 -> 18 s); "
         f"cost per 1k tokens {values['inference_endpoint_cost_per_1k_generated_tokens_usd']:.4f} USD "

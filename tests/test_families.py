@@ -10,6 +10,7 @@ installed engines' registries.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.support import modelgen
 from tests.support.planning import plan_env
 
 # Markers of the published chat templates (tokenizer_config.json / chat_template.jinja of each repo).
+REFUSED = "refused"  # an expectation: the plan is refused (exit 13) for this engine
 TOOLS = "{%- if tools %}"
 HERMES, THINK, QWEN3_CODER = "<tool_call>", "<think>", "<function="
 LLAMA31 = "<|eom_id|>"
@@ -62,8 +64,9 @@ ROWS = [
     # TASK=generate over modules.json: vLLM is told --runner generate, or its auto runner would pool it.
     ("Qwen/Qwen3-Embedding-0.6B-as-chat", "qwen3", "Qwen3ForCausalLM", [THINK], True, "generate",
      ("generate", None, "qwen3"), ("generate", None, "qwen3")),
+    # The causal LM scored by its yes/no logits: vLLM's recipe (--hf-overrides); sglang has none (REFUSED).
     ("Qwen/Qwen3-Reranker-0.6B", "qwen3", "Qwen3ForCausalLM", [THINK], False, "score",
-     ("score", None, None), ("score", None, None)),
+     ("score", None, None), REFUSED),
     ("mistralai/Mistral-7B-Instruct-v0.3", "mistral", "MistralForCausalLM", [TOOLS, MISTRAL], False, None,
      ("generate", "mistral", None), ("generate", "mistral", None)),
     ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral", "MixtralForCausalLM", ["[INST]"], False, None,
@@ -171,6 +174,10 @@ def planned(root: Path, row, engine: str):
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_each_family_gets_its_engines_parsers_and_task(root, row):
     for engine, expected in (("vllm", row[6]), ("sglang", row[7])):
+        if expected is REFUSED:
+            with pytest.raises(UnsupportedByEngineError, match=rf"TASK={row[5]}: {engine} serves classifiers"):
+                planned(root, row, engine)
+            continue
         _, plan = planned(root, row, engine)
         assert (plan.task, plan.tool_call_parser, plan.reasoning_parser) == expected, engine
         assert plan.mm_limits == MM_LIMITS.get(row[0]), engine
@@ -237,6 +244,8 @@ def test_generate_on_an_encoder_is_refused(root):
 def test_the_engines_parse_every_familys_flags_and_have_our_parser_names(root, engine, engine_parser):
     cases = []
     for row in ROWS:
+        if row[6 if engine == "vllm" else 7] is REFUSED:
+            continue
         settings, plan = planned(root, row, engine)
         command = launch.engine_command(ENGINES[engine], settings, plan, python="python3")
         cases.append((plan, list(command.argv[3:])))
@@ -257,9 +266,40 @@ def test_the_engines_parse_every_familys_flags_and_have_our_parser_names(root, e
                 "pooling" if plan.task != "generate" else "auto" if plan.detected_task == "generate" else "generate"
             )
             assert args["runner"] == runner, argv
+            overrides = json.loads(plan.config_overrides) if plan.config_overrides else {}
+            assert (args["hf_overrides"] or {}) == overrides, argv
         else:
             assert args["is_embedding"] == (plan.task != "generate"), argv
             assert args["limit_mm_data_per_request"] == limits, argv
+
+
+@pytest.mark.engines
+def test_sglangs_classifier_architectures_are_its_own(engine_envs):
+    """Read from the pinned sglang's source (importing it needs torchvision, which the parser environment
+    lacks): the architectures it serves as classifiers and rerankers; vLLM converts any (None)."""
+    source = next(engine_envs["sglang"].glob("lib/python3*/site-packages/sglang/srt/configs/embedding_model_spec.py"))
+    tree = ast.parse(source.read_text())
+    found = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_CLASSIFICATION_ARCHITECTURES"
+    )
+    assert ENGINES["sglang"].classifier_architectures == found
+    assert ENGINES["vllm"].classifier_architectures is None
+
+
+def test_qwen3_reranker_gets_vllms_recipe(root):
+    row = next(row for row in ROWS if row[0] == "Qwen/Qwen3-Reranker-0.6B")
+    settings, plan = planned(root, row, "vllm")
+    argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3").argv)
+    overrides = json.loads(argv[argv.index("--hf-overrides") + 1])
+    assert overrides == {
+        "architectures": ["Qwen3ForSequenceClassification"],
+        "classifier_from_token": ["no", "yes"],
+        "is_original_qwen3_reranker": True,
+    }
+    assert "--convert" not in argv and argv[argv.index("--runner") + 1] == "pooling"
+    assert any("scored by its yes/no tokens" in reason for reason in plan.reasons)
 
 
 def test_text_only_and_wrong_modalities(root):

@@ -245,6 +245,39 @@ def test_sigterm_is_forwarded_and_the_supervisor_follows(serve_env):
     assert not alive(engine["child_pid"])  # what the engine left behind ends with it (its process group)
 
 
+def test_a_second_sigterm_ends_the_drain_at_once(serve_env):
+    """The first SIGTERM lets the engine drain (here for a minute); a second one kills its whole process group
+    at once and exits 143, as a shell reports a SIGTERM."""
+    env = serve_env(FAKE_ENGINE_SLEEP="120", FAKE_ENGINE_DRAIN="60", IDLE_TIMEOUT_MIN="5", FAKE_ENGINE_CHILD="1")
+    process = start_cli(env)
+    engine = wait_for_report(env)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(1.5)
+    assert process.poll() is None and alive(engine["pid"])  # draining
+    process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143 and time.monotonic() - signalled < 5
+    assert "killed on a second signal" in stderr
+    assert not alive(engine["pid"]) and not alive(engine["child_pid"])
+
+
+def test_the_engine_dies_with_a_killed_supervisor(serve_env):
+    """SIGKILL (or the OOM killer) gives the supervisor no chance to end the engine, whose own session escapes
+    a kill of the supervisor's group: the kernel kills it (PR_SET_PDEATHSIG, set before it became the engine,
+    whose argv `ps` still shows)."""
+    env = serve_env(FAKE_ENGINE_SLEEP="120", IDLE_TIMEOUT_MIN="5")
+    process = start_cli(env)
+    engine = wait_for_report(env)
+    assert engine["cmdline"][1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while alive(engine["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(engine["pid"])
+
+
 def test_max_run_hours_stops_everything_and_exits_0(serve_env):
     env = serve_env(FAKE_ENGINE_SLEEP="60", MAX_RUN_HOURS="0.0005")  # 1.8 s
     process = start_cli(env)

@@ -245,5 +245,10 @@ class Engine:
     # GPU vendors (hardware.catalog.GpuSpec.vendor) this engine's image runs on: both images are CUDA builds
     # (Dockerfile.sglang, Dockerfile.vllm); AMD GPUs need the engines' own ROCm images.
     gpu_vendors: frozenset[str] = frozenset({"nvidia"})
+    # Architectures it serves as classifiers and rerankers (TASK=classify, score); None: any, since it
+    # converts a causal LM itself (vLLM --convert classify).
+    classifier_architectures: frozenset[str] | None = None
+    # Its flag for config.json overrides (a JSON object), e.g. a family's reranker recipe.
+    config_override_flag: str = ""
     # The log lines that begin each phase of a start, so supervised mode can say where the time went.
     start_marks: tuple[StartMark, ...] = ()

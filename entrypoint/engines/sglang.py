@@ -288,7 +288,8 @@ def _serving_flags(request: ServeRequest) -> list[str]:
         limits = dict(plan.mm_limits) or {name: 0 for name in ("image", "video", "audio")}
         flags += ["--limit-mm-data-per-request", json.dumps(limits)]
     if plan.task != "generate":
-        return [*flags, "--is-embedding"]
+        overrides = [ENGINE.config_override_flag, plan.config_overrides] if plan.config_overrides else []
+        return [*flags, "--is-embedding", *overrides]
     flags += ["--tool-call-parser", plan.tool_call_parser] if plan.tool_call_parser else []
     return flags + (["--reasoning-parser", plan.reasoning_parser] if plan.reasoning_parser else [])
 
@@ -444,6 +445,19 @@ ENGINE = Engine(
         generation_tokens="sglang:generation_tokens",
         kv_tokens="sglang:max_total_num_tokens",  # emitted once at start-up (emit_constants)
     ),
+    # srt/configs/embedding_model_spec.py _CLASSIFICATION_ARCHITECTURES: any other is served with
+    # --is-embedding as an embedding model, never as a classifier (tests/test_families.py reads the set).
+    classifier_architectures=frozenset(
+        {
+            "BertForSequenceClassification",
+            "LlamaForSequenceClassification",
+            "LlamaForSequenceClassificationWithNormal_Weights",
+            "Qwen2ForSequenceClassification",
+            "Qwen3ForSequenceClassification",
+            "XLMRobertaForSequenceClassification",
+        }
+    ),
+    config_override_flag="--json-model-override-args",
     # sglang 0.5.23's lines (srt/model_executor/model_runner.py, model_runner_components/cuda_graph_setup.py,
     # entrypoints/http_server.py): the KV pool is made after the weights, then the CUDA graphs are captured.
     start_marks=(

@@ -318,6 +318,8 @@ def _mm_flags(limits: tuple[tuple[str, int], ...] | None) -> list[str]:
 def _task_flags(request: ServeRequest) -> list[str]:
     plan = request.plan
     if plan.task != "generate":
+        if plan.config_overrides:  # a family's recipe makes it a classifier (features.pooling_overrides)
+            return ["--runner", "pooling", ENGINE.config_override_flag, plan.config_overrides]
         generative = plan.architecture.endswith(("ForCausalLM", "ForConditionalGeneration"))
         return ["--runner", "pooling"] + (["--convert", CONVERT[plan.task]] if generative else [])
     # TASK=generate on a model whose modules.json would make vLLM's auto runner pool it.
@@ -436,6 +438,7 @@ ENGINE = Engine(
         kv_tokens="vllm:cache_config_info",
         kv_tokens_label="kv_cache_size_tokens",
     ),
+    config_override_flag="--hf-overrides",
     # In the order vLLM 0.32 prints them; the CPU path's own lines beside the GPU's (v1/worker/cpu_model_runner.py,
     # cpu_worker.py). Recorded from the CPU server: tests/fixtures/startlogs/vllm-0.32.0-cpu.log.
     start_marks=(

@@ -34,6 +34,9 @@ class Family:
     reasoning: Mapping[str, str] = field(default_factory=dict)  # engine -> its reasoning parser
     # Reasoning needs these in the template too (a hybrid model's <think>); empty: always (Harmony).
     reasoning_needs: tuple[str, ...] = (THINK,)
+    # engine -> config overrides that serve this family's causal LM as a reranker by the logits of a yes and a
+    # no token (TASK=score); the architecture becomes the family's *ForSequenceClassification.
+    reranker_overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -88,6 +91,9 @@ FAMILIES: tuple[Family, ...] = (
         ("qwen3", "qwen3_moe"),
         tools={"vllm": "hermes", "sglang": "qwen"},
         reasoning={"vllm": "qwen3", "sglang": "qwen3"},
+        # Qwen3-Reranker's recipe (vLLM 0.32 model_executor/models/config.py
+        # Qwen3ForSequenceClassificationConfig: a 2-way softmax over these tokens); sglang 0.5.23 has none.
+        reranker_overrides={"vllm": {"classifier_from_token": ["no", "yes"], "is_original_qwen3_reranker": True}},
     ),
     # QwQ and the R1 distills think the R1 way on a Qwen2 or Llama body.
     Family(

@@ -5,7 +5,8 @@ small supervisor only when something must watch the server (docs/adr/0011):
 IDLE_TIMEOUT_MIN, MAX_RUN_HOURS or METRICS_PORT. Then it
 
 - starts the engine with the same argv and environment exec would have used,
-- forwards SIGTERM/SIGINT to it and exits with its status,
+- forwards SIGTERM/SIGINT to it and exits 0 once it drained; a second signal kills the engine's whole
+  process group at once and exits 128+N (143 for SIGTERM),
 - reads the engine's Prometheus /metrics every few seconds (parsed by
   prometheus_client, see `usage`), counts a request in flight or a finished
   request as activity, and stops the engine gracefully (SIGTERM, then the
@@ -25,6 +26,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -149,6 +151,7 @@ class Supervisor:
         )
         self.port, self.tls = settings.port, bool(settings.tls_cert_file)
         self.forwarded: int | None = None  # the signal we passed on, if any
+        self.second: int | None = None  # a second signal, which ended the drain at once
         self.child: subprocess.Popen[bytes] | None = None
         # The start so far (plan, download) as the CLI saw it; or from now, for callers that only supervise.
         self.timeline = timeline or StartTimeline(clock(), engine.start_marks)
@@ -194,7 +197,7 @@ class Supervisor:
         pipes = [os.pipe(), os.pipe()]
         try:
             child = self.child = subprocess.Popen(
-                list(self.launch.command.argv),
+                _dying_with(os.getpid(), self.launch.command.argv),
                 env=env,
                 stdout=pipes[0][1],
                 stderr=pipes[1][1],
@@ -309,6 +312,11 @@ class Supervisor:
                 exporter.per_1k.set(now_cost.per_1k_generated_tokens_usd)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.forwarded is not None and self.child is not None:
+            # Asked twice: stop now. The drain the first signal started is cut short, engine and workers alike.
+            self.second = signum
+            _end_group(self.child.pid)
+            return
         self.forwarded = signum
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
@@ -325,8 +333,12 @@ class Supervisor:
             ) from None
 
     def _wait_after_signal(self, child: subprocess.Popen[bytes]) -> int:
-        # The orchestrator asked; it also decides how long to wait before SIGKILL.
+        # The orchestrator asked; it also decides how long to wait before SIGKILL. A second signal ends the
+        # wait at once (_on_signal): then the exit says so, as a shell's would (143 for SIGTERM).
         code = child.wait()
+        if self.second is not None:
+            self._say(f"{self.engine.name} killed on a second signal, before its requests drained")
+            return _exit_status(-self.second)
         return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else _exit_status(code)
 
     def _stop(self, child: subprocess.Popen[bytes], reason: str) -> int:
@@ -358,6 +370,25 @@ class Supervisor:
         if seconds is None:
             return "off"
         return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+# Run by the engine's Python before it becomes the engine: the kernel then kills it if the supervisor dies
+# without ending it (SIGKILL, the OOM killer), since its own session escapes a kill of the supervisor's
+# group; vLLM's EngineCore and workers follow their API server. The setting survives exec (not for setuid
+# programs), and `ps` shows the engine's argv. A wrapper, not preexec_fn, which is unsafe with threads.
+ORPHAN_GUARD = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL\n"
+    "os.getppid() == int(sys.argv[1]) or os._exit(1)  # the supervisor died before prctl took effect\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def _dying_with(supervisor: int, argv: tuple[str, ...]) -> list[str]:
+    """The engine's argv, started through ORPHAN_GUARD with its own Python on Linux."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [argv[0], "-c", ORPHAN_GUARD, str(supervisor), *argv]
 
 
 def _export_phases(exporter: Exporter, phases: list[PhaseTime]) -> None:

@@ -10,6 +10,7 @@ With $FAKE_ENGINE_METRICS (a file of Prometheus text) it also serves that file
 as /metrics, and /health, on the --port it was given, like a real engine.
 With $FAKE_ENGINE_LOG (a recorded start-up log, tests/fixtures/startlogs) it first prints that log's lines,
 $FAKE_ENGINE_LOG_GAP seconds apart (default 0.05), as the engine's start would. $FAKE_ENGINE_QUIET: no line.
+With $FAKE_ENGINE_DRAIN a SIGTERM makes it drain for that many seconds before it exits 0.
 """
 
 import http.server
@@ -67,6 +68,11 @@ def main(module: str, extra: dict | None = None) -> None:
     }
     with open(os.environ["FAKE_ENGINE_REPORT"], "w", encoding="utf-8") as handle:
         json.dump(report, handle)
+    if os.environ.get("FAKE_ENGINE_DRAIN"):  # a SIGTERM starts a drain of that many seconds, then exit 0
+        import signal
+
+        drain = float(os.environ["FAKE_ENGINE_DRAIN"])
+        signal.signal(signal.SIGTERM, lambda *_: (time.sleep(drain), sys.exit(0)))
     if os.environ.get("FAKE_ENGINE_LOG"):
         replay_log(os.environ["FAKE_ENGINE_LOG"], float(os.environ.get("FAKE_ENGINE_LOG_GAP", "0.05")))
     if os.environ.get("FAKE_ENGINE_METRICS"):

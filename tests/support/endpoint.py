@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import ssl
@@ -48,8 +49,9 @@ def endpoint_env(home: Path, model: Path, port: int, **extra: str | None) -> dic
     return env
 
 
-def session_processes(sid: int) -> list[str]:
-    """Processes still alive in the server's session (it was started as a session leader)."""
+def session_processes(*sids: int) -> list[str]:
+    """Processes still alive in these sessions (the server was started as a session leader; a supervised
+    engine leads a session of its own)."""
     alive = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -58,10 +60,32 @@ def session_processes(sid: int) -> list[str]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == sid and fields[0] != "Z":
+        if int(fields[3]) in sids and fields[0] != "Z":
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:120]
             alive.append(f"{entry.name}: {command!r}")
     return alive
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid`, children first, while they are still its descendants."""
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            pending += children
+    return found
+
+
+def session_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+    except OSError:
+        return None
 
 
 class Endpoint:
@@ -82,6 +106,8 @@ class Endpoint:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        # Its own session, and once it is up each session under it (a supervised engine has its own).
+        self.sessions = {self.process.pid}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -94,16 +120,30 @@ class Endpoint:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2, context=self.ssl) as response:
                     if response.status == 200:
-                        return time.monotonic() - self.started
+                        ready = time.monotonic() - self.started
+                        self.sessions |= {sid for pid in descendants(self.process.pid) if (sid := session_of(pid))}
+                        return ready
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.5)
         pytest.fail(f"no /health within {STARTUP_TIMEOUT} s:\n{self.log()[-4000:]}")
 
+    def leftovers(self) -> list[str]:
+        """What is still alive of the server in any of its sessions (empty once it ended everything)."""
+        return session_processes(*self.sessions)
+
     def stop(self) -> None:
+        """Kill the whole tree: the supervisor, then whatever is left in the engine's own session (vLLM's
+        EngineCore and workers outlive a killed API server)."""
         if self.process.poll() is None:
+            for pid in descendants(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for line in self.leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
     def client(self, api_key: str = API_KEY) -> openai.OpenAI:
         return openai.OpenAI(

@@ -1,0 +1,288 @@
+"""The supervised CPU endpoint (real vLLM) under concurrent load and faults (issue #14).
+
+One server takes the load levels and the faults it must survive: a client gone mid-stream, prompts of the
+full context and over it, 64 connections that never send a body. Three more are each ended a different way
+while streams are in flight: SIGTERM (everything drains), a second SIGTERM (everything stops at once), and
+the engine SIGKILLed (the supervisor follows with its status). Streams here run from threads with the
+official client; a stream that hangs fails its test by its deadline, not CI's. The full table at 1/8/32/64
+streams is bench/endpoint_bench.py's (`--levels`); CI runs the levels up to 32.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import endpoint_bench
+from tests.support.cli import free_port
+from tests.support.endpoint import Endpoint, endpoint_env
+
+pytestmark = pytest.mark.e2e
+
+CONTEXT = 1024  # MAX_MODEL_LEN of endpoint_env
+LEVELS = [1, 8, 32]
+
+
+def serve(engine_envs, tiny_model, home: Path, **extra: str) -> Endpoint:
+    env = endpoint_env(home, tiny_model, free_port(), METRICS_PORT=str(free_port()), **extra)
+    server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, home / "server.log")
+    server.wait_healthy()
+    return server
+
+
+@pytest.fixture(scope="module")
+def supervised(engine_envs, tiny_model, tmp_path_factory):
+    server = serve(engine_envs, tiny_model, tmp_path_factory.mktemp("load-home"))
+    yield server
+    server.stop()
+
+
+def engine_counters(server: Endpoint) -> dict[str, float]:
+    """Each vLLM family's value samples summed over labels, and request_success by finish reason."""
+    _, text = server.get("/metrics")
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (family.name, f"{family.name}_total"):
+                totals[family.name] = totals.get(family.name, 0.0) + sample.value
+                if family.name == "vllm:request_success":
+                    key = f"success:{sample.labels['finished_reason']}"
+                    totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def supervisor_values(server: Endpoint) -> dict[str, float]:
+    port = server.env["METRICS_PORT"]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def eventually(check: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every)
+    return check()
+
+
+def test_load_levels_have_no_failure_and_the_supervisor_agrees_with_the_engine(supervised):
+    results = endpoint_bench.sweep(supervised.client(), "tiny", LEVELS, requests_per_stream=1, max_tokens=32)
+    print("\n" + endpoint_bench.sweep_table(results))
+    for result in results:
+        assert result.failures == 0 and len(result.timings) == result.concurrency, result.concurrency
+        assert all(timing.tokens == 32 for timing in result.timings)
+    # The supervisor reads the engine's counters every 10 s once it is ready: within two reads it agrees.
+    engine = engine_counters(supervised)
+    assert engine["vllm:generation_tokens"] >= 32 * sum(LEVELS)
+
+    def agree() -> bool:
+        ours = supervisor_values(supervised)
+        return (ours["inference_endpoint_requests"], ours["inference_endpoint_generation_tokens"]) == (
+            engine["vllm:request_success"],
+            engine["vllm:generation_tokens"],
+        )
+
+    assert eventually(agree, timeout=30), (supervisor_values(supervised), engine)
+
+
+def test_a_client_gone_mid_stream_is_aborted_and_others_are_served(supervised):
+    """vLLM 0.32 counts no aborted request in request_success, so the proof is the work: the engine stops
+    generating for a client that went away (~4 tokens, not the 1,000 it asked for)."""
+    before = engine_counters(supervised)
+    stream = supervised.client().completions.create(
+        model="tiny", prompt="Once", max_tokens=CONTEXT - 24, stream=True, extra_body={"ignore_eos": True}
+    )
+    for count, _ in enumerate(stream):
+        if count == 3:
+            break
+    stream.close()  # the connection is dropped with ~1,000 tokens to go
+    time.sleep(3)  # time for ~200 more tokens if it were still generating
+    assert eventually(lambda: engine_counters(supervised)["vllm:num_requests_running"] == 0, timeout=30)
+    generated = engine_counters(supervised)["vllm:generation_tokens"] - before["vllm:generation_tokens"]
+    assert generated < 100, f"{generated:.0f} tokens generated for a client that left after 4"
+    reply = supervised.client().completions.create(model="tiny", prompt="Hi", max_tokens=4)
+    assert reply.usage.completion_tokens == 4
+
+
+@pytest.mark.parametrize(
+    ("prompt_tokens", "served_tokens", "refusal"),
+    [
+        (CONTEXT - 8, 8, None),  # the full context: prompt and output fill it
+        (CONTEXT - 7, 7, None),  # vLLM 0.32 shortens max_tokens to what the context leaves
+        (CONTEXT, None, "max_tokens must be at least 1"),
+        (CONTEXT + 1, None, f"maximum context length is {CONTEXT} tokens"),
+        (3 * CONTEXT, None, f"maximum context length is {CONTEXT} tokens"),
+    ],
+)
+def test_prompts_of_the_full_context_and_over_it(supervised, prompt_tokens, served_tokens, refusal):
+    """Up to the context is served; over it is the engine's 400 with a message that says why, and the server
+    goes on serving."""
+    client = supervised.client()
+    if refusal is None:
+        reply = client.completions.create(model="tiny", prompt=[100] * prompt_tokens, max_tokens=8, temperature=0)
+        assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (prompt_tokens, served_tokens)
+    else:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.completions.create(model="tiny", prompt=[100] * prompt_tokens, max_tokens=8)
+        assert refused.value.status_code == 400 and refusal in str(refused.value), str(refused.value)
+    assert supervised.get("/health")[0] == 200
+    assert client.completions.create(model="tiny", prompt="Hi", max_tokens=2).usage.completion_tokens == 2
+
+
+def test_64_connections_that_never_send_a_body_do_not_stop_others(supervised):
+    port = int(supervised.env["PORT"])
+    idle: list[socket.socket] = []
+    try:
+        for index in range(64):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if index % 2:  # half announce a body that never comes, half say nothing at all
+                connection.sendall(
+                    b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 4096\r\n\r\n{"
+                )
+            idle.append(connection)
+        started = time.monotonic()
+        reply = supervised.client().completions.create(model="tiny", prompt="Hi", max_tokens=4)
+        assert reply.usage.completion_tokens == 4 and time.monotonic() - started < 30
+        assert supervised.get("/health")[0] == 200
+    finally:
+        for connection in idle:
+            connection.close()
+    assert supervised.client().models.list().data[0].id == "tiny"
+
+
+@dataclass
+class Stream:
+    """One streamed completion run from a thread: when its chunks came, how it finished, or what it raised."""
+
+    chunks: list[float] = field(default_factory=list)
+    finish: str | None = None
+    error: str | None = None
+    ended: float | None = None
+
+
+def start_streams(server: Endpoint, count: int, max_tokens: int) -> tuple[list[Stream], list[threading.Thread]]:
+    streams = [Stream() for _ in range(count)]
+
+    def run(stream: Stream) -> None:
+        try:
+            response = server.client().completions.create(
+                model="tiny",
+                prompt="The quick brown",
+                max_tokens=max_tokens,
+                stream=True,
+                extra_body={"ignore_eos": True},
+            )
+            for chunk in response:
+                stream.chunks.append(time.monotonic())
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    stream.finish = chunk.choices[0].finish_reason
+        except Exception as exc:  # any way a stream can end is recorded, and judged by the test
+            stream.error = type(exc).__name__
+        stream.ended = time.monotonic()
+
+    threads = [threading.Thread(target=run, args=(stream,), daemon=True) for stream in streams]
+    for thread in threads:
+        thread.start()
+    assert eventually(lambda: all(stream.chunks for stream in streams), timeout=180), "not every stream started"
+    return streams, threads
+
+
+def end_of(server: Endpoint, threads: list[threading.Thread], within: float) -> int:
+    for thread in threads:
+        thread.join(timeout=within)
+    assert not any(thread.is_alive() for thread in threads), "a stream hung"
+    code = server.process.wait(timeout=within)
+    assert eventually(lambda: server.leftovers() == [], timeout=30), server.leftovers()
+    return code
+
+
+def refused(server: Endpoint) -> bool:
+    try:
+        server.client().with_options(timeout=10).completions.create(model="tiny", prompt="Hi", max_tokens=2)
+    except (openai.APIConnectionError, openai.APIStatusError):
+        return True
+    return False
+
+
+# Long streams for the faults: the tiny model generates some 1,300 tokens a second here, faster than 32 client
+# threads read them, so a short stream may be over on the server while its client still reads its chunks.
+FAULT_CONTEXT = 2048  # the tiny model's max_position_embeddings
+LONG = FAULT_CONTEXT - 48
+
+
+def test_sigterm_with_32_streams_in_flight_drains_them_all(engine_envs, tiny_model, tmp_path):
+    server = serve(engine_envs, tiny_model, tmp_path, SHUTDOWN_TIMEOUT="180", MAX_MODEL_LEN=str(FAULT_CONTEXT))
+    try:
+        streams, threads = start_streams(server, 32, max_tokens=LONG // 2)
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)  # the supervisor: the container's main process
+        assert eventually(lambda: refused(server), timeout=15), "a new request was served after SIGTERM"
+        code = end_of(server, threads, within=200)
+    finally:
+        server.stop()
+    assert code == 0, server.log()[-3000:]
+    assert [stream.finish for stream in streams] == ["length"] * 32, [(s.finish, s.error) for s in streams]
+    in_flight = sum(1 for stream in streams if stream.ended and stream.ended > signalled + 1)
+    assert in_flight >= 16, in_flight  # most were still streaming a second after the signal, and all finished
+    drained = max(stream.ended for stream in streams if stream.ended) - signalled
+    assert drained < 180  # within SHUTDOWN_TIMEOUT
+    print(f"drain: 32 streams ({in_flight} in flight) finished {drained:.1f} s after SIGTERM; exit 0")
+
+
+def cut_off(streams: list[Stream], since: float) -> list[Stream]:
+    """The streams that had not finished at `since`: each must have ended with an error, none hung."""
+    return [stream for stream in streams if stream.ended and stream.ended > since]
+
+
+def test_a_second_sigterm_stops_the_drain_at_once(engine_envs, tiny_model, tmp_path):
+    server = serve(engine_envs, tiny_model, tmp_path, SHUTDOWN_TIMEOUT="300", MAX_MODEL_LEN=str(FAULT_CONTEXT))
+    try:
+        streams, threads = start_streams(server, 32, max_tokens=LONG)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(3)
+        assert server.process.poll() is None  # draining: 300 s allowed
+        second = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = end_of(server, threads, within=30)
+        stopped = time.monotonic() - second
+    finally:
+        server.stop()
+    assert code == 128 + signal.SIGTERM, server.log()[-3000:]
+    assert stopped < 15
+    late = cut_off(streams, second + 1)
+    assert len(late) >= 16 and all(stream.error and not stream.finish for stream in late), late
+    errors = sorted({str(stream.error) for stream in late})
+    print(f"second SIGTERM: stopped {stopped:.1f} s later, exit 143; {len(late)} streams cut off with {errors}")
+
+
+def test_the_engine_killed_under_load_takes_the_supervisor_with_it(engine_envs, tiny_model, tmp_path):
+    server = serve(engine_envs, tiny_model, tmp_path, MAX_MODEL_LEN=str(FAULT_CONTEXT))
+    try:
+        streams, threads = start_streams(server, 32, max_tokens=LONG)
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+        assert len(children) == 1  # the supervisor's one child: vLLM's API server
+        killed = time.monotonic()
+        os.kill(int(children[0]), signal.SIGKILL)
+        code = end_of(server, threads, within=30)
+        followed = time.monotonic() - killed
+    finally:
+        server.stop()
+    assert code == 128 + signal.SIGKILL, server.log()[-3000:]
+    assert followed < 15
+    late = cut_off(streams, killed + 1)
+    assert len(late) >= 16 and all(stream.error and not stream.finish for stream in late), late  # errors, not hangs
+    errors = sorted({str(stream.error) for stream in late})
+    print(f"engine SIGKILL: supervisor exited 137 {followed:.1f} s later; {len(late)} clients got {errors}")
