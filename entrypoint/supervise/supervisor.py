@@ -374,8 +374,10 @@ class Supervisor:
 
 # Run by the engine's Python before it becomes the engine: the kernel then kills it if the supervisor dies
 # without ending it (SIGKILL, the OOM killer), since its own session escapes a kill of the supervisor's
-# group; vLLM's EngineCore and workers follow their API server. The setting survives exec (not for setuid
-# programs), and `ps` shows the engine's argv. A wrapper, not preexec_fn, which is unsafe with threads.
+# group. The setting survives exec (not for setuid programs), and `ps` shows the engine's argv. A wrapper,
+# not preexec_fn, which is unsafe with threads. The engine's own children do not inherit it (vLLM 0.32's
+# EngineCore outlives a killed API server): in a container they end with its PID 1; outside one, only a
+# supervisor that lives can end them (_end_group).
 ORPHAN_GUARD = (
     "import ctypes, os, sys\n"
     "ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL\n"
