@@ -191,7 +191,9 @@ def sweep(
     max_tokens: int,
     time_limit: float | None = None,
 ) -> list[BenchResult]:
-    """One run per concurrency level, each of `requests_per_stream` requests per concurrent stream."""
+    """One run per concurrency level, each of `requests_per_stream` requests per concurrent stream, after one
+    unmeasured round at the highest level: an engine's first batches of a size compile or warm caches."""
+    run_bench(client, model, max(levels), max(levels), min(16, max_tokens), time_limit)
     return [run_bench(client, model, level, level * requests_per_stream, max_tokens, time_limit) for level in levels]
 
 
