@@ -39,7 +39,8 @@ def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[
     task = _task(settings, model, (detected, why), reasons)
     limits = _mm_limits(settings, model, reasons, warnings)
     if task != "generate":
-        return Serving(task, detected, None, None, limits, _pooling_overrides(task, model, engine, reasons))
+        overrides = _pooling_overrides((settings.task, task), model, engine, reasons)
+        return Serving(task, detected, None, None, limits, overrides)
     if template is None and not settings.chat_template:
         warnings.append(
             f"{model.name} has no chat template (tokenizer_config.json or chat_template.jinja): "
@@ -67,9 +68,10 @@ def resolve(settings: Settings, model: ModelInfo, engine: Engine, reasons: list[
     return Serving(task, detected, tools, thinking, limits)
 
 
-def _pooling_overrides(task: str, model: ModelInfo, engine: Engine, reasons: list[str]) -> str | None:
+def _pooling_overrides(tasks: tuple[str, str], model: ModelInfo, engine: Engine, reasons: list[str]) -> str | None:
     """A classifier or reranker: the config overrides of its family's recipe where a causal LM needs one,
-    refused where the engine serves only its own classifier architectures."""
+    refused where the engine serves only its own classifier architectures. `tasks`: TASK as set, as resolved."""
+    asked, task = tasks
     if task not in ("classify", "score"):
         return None
     architecture = str((model.config.get("architectures") or [""])[0])
@@ -86,7 +88,8 @@ def _pooling_overrides(task: str, model: ModelInfo, engine: Engine, reasons: lis
     allowed = engine.classifier_architectures
     if allowed is not None and architecture not in allowed:
         raise UnsupportedByEngineError(
-            f"TASK={task}: {engine.name} serves classifiers and rerankers of {', '.join(sorted(allowed))} "
+            f"TASK={asked if asked == task else f'{asked} ({task})'}: {engine.name} serves classifiers and "
+            f"rerankers of {', '.join(sorted(allowed))} "
             f"only, not {architecture}",
             "use a *ForSequenceClassification checkpoint of the model, or ENGINE=vllm, which converts causal LMs",
         )

@@ -288,6 +288,16 @@ def test_sglangs_classifier_architectures_are_its_own(engine_envs):
     assert ENGINES["vllm"].classifier_architectures is None
 
 
+def test_sglang_refuses_a_classifier_it_would_only_embed(root):
+    """Detected, not asked: a *ForSequenceClassification sglang has no classifier for would be served as an
+    embedding model; the plan is refused instead, naming TASK as set and as resolved."""
+    row = ("test/Mistral-Classifier", "mistral", "MistralForSequenceClassification", None, False, None)
+    with pytest.raises(UnsupportedByEngineError, match=r"TASK=auto \(classify\): sglang serves classifiers"):
+        planned(root, row, "sglang")
+    _, plan = planned(root, row, "vllm")
+    assert plan.task == "classify" and plan.config_overrides is None
+
+
 def test_qwen3_reranker_gets_vllms_recipe(root):
     row = next(row for row in ROWS if row[0] == "Qwen/Qwen3-Reranker-0.6B")
     settings, plan = planned(root, row, "vllm")
