@@ -247,20 +247,21 @@ def metrics_agree(url: str, metrics_port: int) -> str:
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    def values(address: str) -> dict[str, float]:
-        text = urllib.request.urlopen(address, timeout=10).read().decode()
-        found: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in (family.name, f"{family.name}_total"):
-                    found[family.name] = found.get(family.name, 0.0) + sample.value
-        return found
+    from entrypoint.engines import ENGINES
+    from entrypoint.supervise.engine_metrics import read_usage
 
-    engine = values(f"{url}/metrics")
-    ours = values(f"http://127.0.0.1:{metrics_port}/metrics")
+    def text(address: str) -> str:
+        return urllib.request.urlopen(address, timeout=10).read().decode()
+
+    engine = read_usage(text(f"{url}/metrics"), ENGINES["vllm"].metric_names)  # as the supervisor reads it
+    ours = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text(f"http://127.0.0.1:{metrics_port}/metrics"))
+        for sample in family.samples
+    }
     pairs = [
-        ("requests", ours["inference_endpoint_requests"], engine["vllm:request_success"]),
-        ("generated tokens", ours["inference_endpoint_generation_tokens"], engine["vllm:generation_tokens"]),
+        ("requests", ours["inference_endpoint_requests"], engine.requests),
+        ("generated tokens", ours["inference_endpoint_generation_tokens"], engine.generation_tokens),
     ]
     return "; ".join(f"{name}: supervisor {a:.0f}, engine {b:.0f}" for name, a, b in pairs)
 

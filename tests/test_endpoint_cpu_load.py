@@ -25,8 +25,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import endpoint_bench
+from entrypoint.engines import ENGINES
+from entrypoint.supervise.engine_metrics import Usage, read_usage
 from tests.support.cli import free_port
-from tests.support.endpoint import Endpoint, endpoint_env
+from tests.support.endpoint import Endpoint, children, endpoint_env
 
 pytestmark = pytest.mark.e2e
 
@@ -48,18 +50,10 @@ def supervised(engine_envs, tiny_model, tmp_path_factory):
     server.stop()
 
 
-def engine_counters(server: Endpoint) -> dict[str, float]:
-    """Each vLLM family's value samples summed over labels, and request_success by finish reason."""
+def engine_usage(server: Endpoint) -> Usage:
+    """vLLM's own counters, read as the supervisor reads them (entrypoint.supervise.engine_metrics)."""
     _, text = server.get("/metrics")
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in (family.name, f"{family.name}_total"):
-                totals[family.name] = totals.get(family.name, 0.0) + sample.value
-                if family.name == "vllm:request_success":
-                    key = f"success:{sample.labels['finished_reason']}"
-                    totals[key] = totals.get(key, 0.0) + sample.value
-    return totals
+    return read_usage(text, ENGINES["vllm"].metric_names)
 
 
 def supervisor_values(server: Endpoint) -> dict[str, float]:
@@ -84,14 +78,14 @@ def test_load_levels_have_no_failure_and_the_supervisor_agrees_with_the_engine(s
         assert result.failures == 0 and len(result.timings) == result.concurrency, result.concurrency
         assert all(timing.tokens == 32 for timing in result.timings)
     # The supervisor reads the engine's counters every 10 s once it is ready: within two reads it agrees.
-    engine = engine_counters(supervised)
-    assert engine["vllm:generation_tokens"] >= 32 * sum(LEVELS)
+    engine = engine_usage(supervised)
+    assert engine.generation_tokens >= 32 * sum(LEVELS)
 
     def agree() -> bool:
         ours = supervisor_values(supervised)
         return (ours["inference_endpoint_requests"], ours["inference_endpoint_generation_tokens"]) == (
-            engine["vllm:request_success"],
-            engine["vllm:generation_tokens"],
+            engine.requests,
+            engine.generation_tokens,
         )
 
     assert eventually(agree, timeout=30), (supervisor_values(supervised), engine)
@@ -100,7 +94,7 @@ def test_load_levels_have_no_failure_and_the_supervisor_agrees_with_the_engine(s
 def test_a_client_gone_mid_stream_is_aborted_and_others_are_served(supervised):
     """vLLM 0.32 counts no aborted request in request_success, so the proof is the work: the engine stops
     generating for a client that went away (~4 tokens, not the 1,000 it asked for)."""
-    before = engine_counters(supervised)
+    before = engine_usage(supervised)
     stream = supervised.client().completions.create(
         model="tiny", prompt="Once", max_tokens=CONTEXT - 24, stream=True, extra_body={"ignore_eos": True}
     )
@@ -109,8 +103,8 @@ def test_a_client_gone_mid_stream_is_aborted_and_others_are_served(supervised):
             break
     stream.close()  # the connection is dropped with ~1,000 tokens to go
     time.sleep(3)  # time for ~200 more tokens if it were still generating
-    assert eventually(lambda: engine_counters(supervised)["vllm:num_requests_running"] == 0, timeout=30)
-    generated = engine_counters(supervised)["vllm:generation_tokens"] - before["vllm:generation_tokens"]
+    assert eventually(lambda: engine_usage(supervised).running == 0, timeout=30)
+    generated = engine_usage(supervised).generation_tokens - before.generation_tokens
     assert generated < 100, f"{generated:.0f} tokens generated for a client that left after 4"
     reply = supervised.client().completions.create(model="tiny", prompt="Hi", max_tokens=4)
     assert reply.usage.completion_tokens == 4
@@ -243,15 +237,18 @@ def test_sigterm_with_32_streams_in_flight_drains_them_all(engine_envs, tiny_mod
     print(f"drain: 32 streams ({in_flight} in flight) finished {drained:.1f} s after SIGTERM; exit 0")
 
 
-def cut_off(streams: list[Stream]) -> list[Stream]:
-    """The streams that were cut off. Every stream must have ended one way or the other: all its tokens, or an
-    error its client sees; never silently short. Which ones were cut is the server's timing, not the client's:
-    32 client threads on two cores read more slowly than the tiny model writes, so a stream whose tokens were
-    all sent before the fault may still be read in full after it."""
+def cut_off(streams: list[Stream]) -> str:
+    """The streams that were cut off, at least 8 of the 32, and how their clients saw it. Every stream must
+    have ended one way or the other: all its tokens, or an error its client sees; never silently short.
+    Which ones were cut is the server's timing, not the client's: 32 client threads on two cores read more
+    slowly than the tiny model writes, so a stream whose tokens were all sent before the fault may still be
+    read in full after it."""
     assert all((stream.finish == "length") != bool(stream.error) for stream in streams), [
         (stream.finish, stream.error) for stream in streams
     ]
-    return [stream for stream in streams if stream.error]
+    late = [stream for stream in streams if stream.error]
+    assert len(late) >= 8, len(late)
+    return f"{len(late)} streams cut off with {sorted({str(stream.error) for stream in late})}"
 
 
 def test_a_second_sigterm_stops_the_drain_at_once(engine_envs, tiny_model, tmp_path):
@@ -269,27 +266,21 @@ def test_a_second_sigterm_stops_the_drain_at_once(engine_envs, tiny_model, tmp_p
         server.stop()
     assert code == 128 + signal.SIGTERM, server.log()[-3000:]
     assert stopped < 15
-    late = cut_off(streams)
-    assert len(late) >= 8, len(late)
-    errors = sorted({str(stream.error) for stream in late})
-    print(f"second SIGTERM: stopped {stopped:.1f} s later, exit 143; {len(late)} streams cut off with {errors}")
+    print(f"second SIGTERM: stopped {stopped:.1f} s later, exit 143; {cut_off(streams)}")
 
 
 def test_the_engine_killed_under_load_takes_the_supervisor_with_it(engine_envs, tiny_model, tmp_path):
     server = serve(engine_envs, tiny_model, tmp_path, MAX_MODEL_LEN=str(FAULT_CONTEXT))
     try:
         streams, threads = start_streams(server, 32, max_tokens=LONG)
-        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-        assert len(children) == 1  # the supervisor's one child: vLLM's API server
+        engine = children(server.process.pid)
+        assert len(engine) == 1  # the supervisor's one child: vLLM's API server
         killed = time.monotonic()
-        os.kill(int(children[0]), signal.SIGKILL)
+        os.kill(engine[0], signal.SIGKILL)
         code = end_of(server, threads, within=30)
         followed = time.monotonic() - killed
     finally:
         server.stop()
     assert code == 128 + signal.SIGKILL, server.log()[-3000:]
     assert followed < 15
-    late = cut_off(streams)  # errors, not hangs
-    assert len(late) >= 8, len(late)
-    errors = sorted({str(stream.error) for stream in late})
-    print(f"engine SIGKILL: supervisor exited 137 {followed:.1f} s later; {len(late)} clients got {errors}")
+    print(f"engine SIGKILL: supervisor exited 137 {followed:.1f} s later; {cut_off(streams)}")  # errors, not hangs

@@ -45,8 +45,9 @@ def hub(httpserver, tmp_path):
     return fake
 
 
-def test_prefetch_downloads_what_the_engine_loads_once(hub, tmp_path):
-    env = clean_env(
+def hub_env(hub, tmp_path, **extra: str) -> dict[str, str]:
+    """test/small-llama from the fake Hub, into an HF_HOME of its own."""
+    return clean_env(
         tmp_path,
         TARGET_MODEL="test/small-llama",
         ACCELERATORS="H100:1",
@@ -54,20 +55,28 @@ def test_prefetch_downloads_what_the_engine_loads_once(hub, tmp_path):
         HF_HOME=str(tmp_path / "hf"),
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_XET="1",
+        **extra,
     )
+
+
+def shard_downloads(hub, since: int = 0) -> list[str]:
+    """Whole-file GETs of a shard the fake Hub answered, from its request number `since` on."""
+    return [line for line in hub.requests[since:] if line.startswith("GET ") and line.endswith(".safetensors")]
+
+
+def test_prefetch_downloads_what_the_engine_loads_once(hub, tmp_path):
+    env = hub_env(hub, tmp_path)
     first = run_cli(["prefetch"], env, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "prefetch: TARGET_MODEL=test/small-llama is in" in first.stderr
-    whole = [line for line in hub.requests if line.startswith("GET ") and line.endswith(".safetensors")]
-    assert len(whole) == SHARDS  # every shard the index names, once
+    assert len(shard_downloads(hub)) == SHARDS  # every shard the index names, once
     assert hub.count("consolidated.pth") == 0
     snapshot = next((tmp_path / "hf" / "hub").glob("models--test--small-llama/snapshots/*"))
     assert (snapshot / "tokenizer_config.json").is_file() and len(list(snapshot.glob("*.safetensors"))) == SHARDS
     before = len(hub.requests)
     second = run_cli(["prefetch"], env, timeout=300)
     assert second.returncode == 0, second.stderr
-    again = [line for line in hub.requests[before:] if line.startswith("GET ") and line.endswith(".safetensors")]
-    assert again == []  # found in HF_HOME: no weight byte downloaded twice
+    assert shard_downloads(hub, before) == []  # found in HF_HOME: no weight byte downloaded twice
 
 
 def test_prefetch_of_a_missing_repo_is_one_line(hub, tmp_path):
@@ -82,22 +91,13 @@ def test_prefetch_of_a_missing_repo_is_one_line(hub, tmp_path):
 
 def serving_env(hub, tmp_path, **extra: str) -> dict[str, str]:
     """Serving test/small-llama from the fake Hub with the stand-in engine."""
-    return clean_env(
+    return hub_env(
+        hub,
         tmp_path,
-        TARGET_MODEL="test/small-llama",
-        ACCELERATORS="H100:1",
-        HF_ENDPOINT=hub.endpoint,
-        HF_HOME=str(tmp_path / "hf"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_DISABLE_XET="1",
         PYTHONPATH=f"{ROOT}{os.pathsep}{FAKE_ENGINES}",
         FAKE_ENGINE_REPORT=str(tmp_path / "engine.json"),
         **extra,
     )
-
-
-def shard_downloads(hub) -> list[str]:
-    return [line for line in hub.requests if line.startswith("GET ") and line.endswith(".safetensors")]
 
 
 def test_serving_downloads_before_the_engine_and_times_it(hub, tmp_path):

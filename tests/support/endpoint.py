@@ -66,18 +66,24 @@ def session_processes(*sids: int) -> list[str]:
     return alive
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (any of its threads)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
 def descendants(pid: int) -> list[int]:
     """Every process under `pid`, children first, while they are still its descendants."""
     found, pending = [], [pid]
     while pending:
-        parent = pending.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = [int(child) for child in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            pending += children
+        below = children(pending.pop())
+        found += below
+        pending += below
     return found
 
 
