@@ -58,6 +58,7 @@ class Fit:
             "dp": self.plan.dp,
             "ep": self.plan.ep,
             "max_model_len": self.plan.max_model_len,
+            "kv_cache": self.plan.kv_cache,
             "kv_tokens": self.plan.memory_per_gpu.kv_tokens,
             "concurrency_per_replica": None if concurrency is None else concurrency.at_max_model_len,
             "concurrency_per_replica_at_typical": None if concurrency is None else concurrency.at_typical,
@@ -113,16 +114,18 @@ def as_table(model: ModelInfo, engine: Engine, found: list[Fit]) -> str:
     lines = [f"shapes that hold {model.name} at {context} tokens with {engine.name}, cheapest first", "", header]
     for fit in found:
         concurrency = fit.plan.concurrency
+        kv_tokens = f"{fit.plan.memory_per_gpu.kv_tokens:,}" if fit.plan.kv_cache else "none"
         price = f"{fit.usd_per_hour:.2f}" if fit.usd_per_hour is not None else "-"
         lines.append(
             f"{fit.accelerators:<16}{fit.nodes:>6}{fit.plan.tp:>4}{fit.plan.pp:>4}{fit.plan.dp:>4}{fit.plan.ep:>4}"
-            f"{fit.plan.memory_per_gpu.kv_tokens:>12,}"
+            f"{kv_tokens:>12}"
             f"{_total(concurrency.at_max_model_len if concurrency else None, fit.plan.dp):>12}"
             f"{_total(concurrency.at_typical if concurrency else None, fit.plan.dp):>10}{price:>9}"
         )
     lines += [
         "",
-        "at N: requests of N tokens the KV caches of all replicas hold at once.",
+        "at N: requests of N tokens the KV caches of all replicas hold at once"
+        + ("." if found[0].plan.kv_cache else f"; none: {engine.name} keeps no KV cache for this model."),
         f"$/h: {SOURCE}, for the GPUs alone; '-': no typical price.",
     ]
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from .engines.base import Engine, ReserveTerms
 from .errors import EntrypointError, SettingError, UnsupportedByEngineError
 from .hardware.types import Hardware
 from .layout import Pins, check_pins, expert_parallel, valid_tensor_parallel_sizes
-from .model import kv
+from .model import families, kv
 from .model.info import ModelInfo
 from .model.shape import ModelShape
 from .model.weights import RUNTIME_DTYPE_BYTES, WeightEstimate, estimate
@@ -77,7 +77,7 @@ class Plan:
     dtype: str
     quantization: str | None
     weight_bytes: int
-    kv_bytes_per_token: int  # whole model, one replica, before any split
+    kv_bytes_per_token: int  # whole model, one replica, before any split; 0 without a KV cache
     memory_per_gpu: MemoryPerGpu
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
@@ -87,7 +87,8 @@ class Plan:
     speculative: Speculation | None = None
     draft_weight_bytes: int = 0
     gpu_catalog_name: str | None = None  # the GPU as ACCELERATORS spells it; None for CPU, MIG, unknown GPUs
-    concurrency: Concurrency | None = None
+    concurrency: Concurrency | None = None  # None: no KV cache (kv_cache false)
+    kv_cache: bool = True  # false: the engine keeps none for this model (bidirectional attention on vLLM)
     kv_cache_dtype: str = "auto"  # KV_CACHE_DTYPE as resolved; the engine spells it (Engine.kv_cache_dtypes)
     architecture: str = ""  # config.json's first architecture
     task: str = "generate"  # TASK as resolved (entrypoint.features)
@@ -178,31 +179,43 @@ def make_plan(
     ep = expert_parallel(shape, tp, dp, engine, pins.ep, reasons)
     # Without EP the experts are tensor-parallel, i.e. split TP ways like the rest.
     expert_split = ep if ep > 1 else tp
-    concurrency = _concurrency(sizing, layout.context, settings.typical_request_tokens, tp, pp, expert_split)
     if settings.mem_fraction and settings.mem_fraction > 0.9 and not hardware.is_cpu:
         warnings.append(
             f"MEM_FRACTION={settings.mem_fraction} leaves only "
             f"{gib(int(hardware.memory_bytes * (1 - settings.mem_fraction)))} per GPU outside the "
             "engine's budget; long prompts or large batches may run out of memory."
         )
-    kv_tokens = int(sizing.concurrency(layout.context, tp, pp, expert_split) * layout.context)
-    reasons.append(_explain_context(layout.context, target, explicit, kv_tokens, concurrency, warnings))
-    if serving.task != "generate":
-        # A pooling request is a prompt and nothing else: the cache holds the prompts being read, never a
-        # growing answer, so how many full-length sequences fit matters only as a batch of prompts.
+    source = _context_source(layout.context, target, explicit, warnings)
+    uncached = None if engine.memory.encoder_kv_cache else families.bidirectional(model.config)
+    concurrency: Concurrency | None = None
+    kv_tokens = 0
+    if uncached:
+        # The search above still made room for one sequence's cache: a margin, small next to any encoder.
         reasons.append(
-            f"{serving.task}: requests are prompts with no decode; the KV cache holds {kv_tokens:,} prompt "
-            "tokens at once."
+            f"max_model_len={layout.context}: {source}; no KV cache: {uncached}, and {engine.name} keeps none "
+            "for attention that reads each prompt both ways, so the budget past the weights holds each batch's "
+            "activations."
         )
-    elif not explicit:
-        _warn_few_sequences(sizing, layout, concurrency, expert_split, warnings)
+    else:
+        concurrency = _concurrency(sizing, layout.context, settings.typical_request_tokens, tp, pp, expert_split)
+        kv_tokens = int(sizing.concurrency(layout.context, tp, pp, expert_split) * layout.context)
+        reasons.append(_explain_context(layout.context, source, kv_tokens, concurrency))
+        if serving.task != "generate":
+            # A pooling request is a prompt and nothing else: the cache holds the prompts being read, never a
+            # growing answer, so how many full-length sequences fit matters only as a batch of prompts.
+            reasons.append(
+                f"{serving.task}: requests are prompts with no decode; the KV cache holds {kv_tokens:,} prompt "
+                "tokens at once."
+            )
+        elif not explicit:
+            _warn_few_sequences(sizing, layout, concurrency, expert_split, warnings)
     weights_per_gpu = sizing.weights_per_gpu(tp, pp, expert_split)
     memory = MemoryPerGpu(
         budget_bytes=sizing.budget(tp, pp),
         weight_bytes=weights_per_gpu,
         reserve_bytes=sizing.reserve(tp, pp),
         reserve_terms=sizing.reserve_terms(tp, pp),
-        kv_cache_bytes=max(0, sizing.kv_available(tp, pp, expert_split)),
+        kv_cache_bytes=0 if uncached else max(0, sizing.kv_available(tp, pp, expert_split)),
         kv_tokens=kv_tokens,
     )
     return Plan(
@@ -220,7 +233,7 @@ def make_plan(
         dtype=dtype,
         quantization=method,
         weight_bytes=weights.total_bytes,
-        kv_bytes_per_token=kv.bytes_per_token(shape, sizing.kv_dtype_bytes),
+        kv_bytes_per_token=0 if uncached else kv.bytes_per_token(shape, sizing.kv_dtype_bytes),
         memory_per_gpu=memory,
         reasons=tuple(reasons),
         warnings=tuple(warnings),
@@ -231,6 +244,7 @@ def make_plan(
         draft_weight_bytes=draft_bytes,
         gpu_catalog_name=hardware.spec.name if hardware.spec else None,
         concurrency=concurrency,
+        kv_cache=not uncached,
         kv_cache_dtype=kv_dtype,
         architecture=shape.architecture,
         task=serving.task,
@@ -529,19 +543,20 @@ def _concurrency(sizing: Sizing, context: int, typical: int, tp: int, pp: int, e
     )
 
 
-def _explain_context(
-    context: int, target: int, explicit: bool, kv_tokens: int, concurrency: Concurrency, warnings: list[str]
-) -> str:
+def _context_source(context: int, target: int, explicit: bool, warnings: list[str]) -> str:
+    """Where max_model_len came from, warning when it is less than the model allows."""
     if explicit:
-        source = "set by MAX_MODEL_LEN"
-    elif context < target:
-        source = f"the model allows {target} but only {context} fit next to the weights"
+        return "set by MAX_MODEL_LEN"
+    if context < target:
         warnings.append(
             f"context reduced to {context} tokens (model maximum {target}); add GPUs or quantize "
             "for more, or set MAX_MODEL_LEN"
         )
-    else:
-        source = "the model's maximum"
+        return f"the model allows {target} but only {context} fit next to the weights"
+    return "the model's maximum"
+
+
+def _explain_context(context: int, source: str, kv_tokens: int, concurrency: Concurrency) -> str:
     return (
         f"max_model_len={context}: {source}; the KV cache holds {kv_tokens} tokens per replica: "
         f"{concurrency.at_max_model_len:g} sequence(s) of {context} tokens at once, or "

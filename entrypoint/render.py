@@ -36,7 +36,7 @@ def as_table(plan: Plan) -> str:
         ("dtype", plan.dtype),
         ("quantization", plan.quantization or "none"),
         ("weights", f"{plan.weight_bytes / GIB:.1f} GiB in all"),
-        ("KV per token", f"{plan.kv_bytes_per_token / 1024:.1f} KiB (whole model)"),
+        ("KV per token", f"{plan.kv_bytes_per_token / 1024:.1f} KiB (whole model)" if plan.kv_cache else "none"),
     ]
     if plan.speculative:
         spec = plan.speculative
@@ -59,7 +59,8 @@ def as_table(plan: Plan) -> str:
     if memory.reserve_bytes:
         why = ", ".join(f"{name} {size / GIB:.2f}" for name, size in memory.reserve_terms)
         sizes.append(("reserve", memory.reserve_bytes, f"  ({why})"))
-    sizes.append(("KV cache", memory.kv_cache_bytes, f"  (~{memory.kv_tokens:,} tokens)"))
+    kept = f"  (~{memory.kv_tokens:,} tokens)" if plan.kv_cache else "  (none: bidirectional attention)"
+    sizes.append(("KV cache", memory.kv_cache_bytes, kept))
     lines += [f"  {name:<14}{size / GIB:>8.1f} GiB{note}" for name, size, note in sizes]
     lines += ["", "why"] + [f"  - {reason}" for reason in plan.reasons]
     if plan.warnings:

@@ -140,17 +140,30 @@ def serve_env(tmp_path: Path, models: Callable[[str], Path]) -> Callable[..., di
     return env
 
 
-@pytest.fixture(scope="session")
-def tiny_model(engine_envs: EngineEnvs, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer Llama vLLM serves on the CPU (tests/engines/make_tiny_model.py), built once."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
+def _built_in_vllm_env(
+    engine_envs: EngineEnvs, tmp_path_factory: pytest.TempPathFactory, script: str, name: str
+) -> Path:
+    """A tiny random model written by `tests/engines/<script>` with the vLLM environment's torch and transformers."""
+    folder = tmp_path_factory.mktemp(name)
     subprocess.run(
-        [str(engine_envs["vllm"] / "bin" / "python"), str(TESTS / "engines" / "make_tiny_model.py"), str(folder)],
+        [str(engine_envs["vllm"] / "bin" / "python"), str(TESTS / "engines" / script), str(folder)],
         check=True,
         capture_output=True,
         timeout=300,
     )
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(engine_envs: EngineEnvs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Llama vLLM serves on the CPU (tests/engines/make_tiny_model.py), built once."""
+    return _built_in_vllm_env(engine_envs, tmp_path_factory, "make_tiny_model.py", "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(engine_envs: EngineEnvs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer BertModel vLLM serves on the CPU for embeddings (tests/engines/make_tiny_bert.py)."""
+    return _built_in_vllm_env(engine_envs, tmp_path_factory, "make_tiny_bert.py", "tiny-bert")
 
 
 # ---------------------------------------------------------------- no process left behind

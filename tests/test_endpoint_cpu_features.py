@@ -7,6 +7,8 @@
   without `strict` vLLM 0.32 constrains only the <tool_call> wrapper).
 - Embeddings: the same model with a sentence-transformers modules.json is served for /v1/embeddings
   (--runner pooling --convert embed, planned), with vectors of its hidden size; chat is refused by vLLM.
+- Encoders: a tiny BertModel (tests/engines/make_tiny_bert.py) is served for /v1/embeddings with no KV cache,
+  as planned: vLLM's /metrics reports none, and the supervisor makes no KV self-check.
 - LoRA: a rank-8 adapter of the tiny model in PEFT's format (tests/engines/make_tiny_lora.py); /v1/models
   lists it and a completion with its name as `model` is served.
 - Reasoning: the tiny model cannot be made to emit <think>; the flags and the parser names are proven against
@@ -23,6 +25,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from entrypoint.engines import ENGINES
+from entrypoint.supervise.engine_metrics import read_kv_tokens
 from tests.support.cli import free_port
 from tests.support.endpoint import Endpoint, endpoint_env
 from tests.support.paths import TESTS
@@ -66,7 +70,7 @@ def _variant(tiny_model, folder, template: str | None = None, modules: bool = Fa
     return folder
 
 
-def _serving(engine_envs, root, model, **extra: str):
+def _serving(engine_envs, root, model, **extra: str | None):
     """A healthy CPU endpoint for `model`, stopped (its whole process group) when the module is done."""
     server = Endpoint(
         engine_envs["vllm"] / "bin" / "python", endpoint_env(root, model, free_port(), **extra), root / "log"
@@ -125,6 +129,27 @@ def test_a_sentence_transformers_model_serves_embeddings(embedding_endpoint):
     with pytest.raises(openai.APIStatusError) as refused:
         client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     assert refused.value.status_code in (400, 404)
+
+
+@pytest.fixture(scope="module")
+def encoder_endpoint(engine_envs, tiny_bert, tmp_path_factory):
+    """Supervised (METRICS_PORT), so the supervisor's start-up self-check runs against vLLM's /metrics."""
+    root = tmp_path_factory.mktemp("encoder")
+    yield from _serving(engine_envs, root, tiny_bert, METRICS_PORT=str(free_port()), MAX_MODEL_LEN=None)
+
+
+def test_an_encoder_is_served_with_no_kv_cache_as_planned(encoder_endpoint):
+    """A BertModel: the plan says vLLM keeps no KV cache for its bidirectional attention, and vLLM's own
+    /metrics agrees (its cache_config_info carries no KV cache size), so the supervisor, ready, has no
+    self-check to make and says nothing of a KV cache."""
+    client = encoder_endpoint.client()
+    vectors = client.embeddings.create(model="tiny", input=["hello world", "the quick brown fox"]).data
+    assert [len(item.embedding) for item in vectors] == [64, 64]  # make_tiny_bert.py's hidden size
+    _, text = encoder_endpoint.get("/metrics")
+    assert read_kv_tokens(text, ENGINES["vllm"].metric_names) is None, text
+    log = encoder_endpoint.log()
+    assert "no KV cache: model_type bert is an encoder" in log and "(none: bidirectional attention)" in log
+    assert "supervisor: ready in" in log and "kv cache: planned" not in log, log[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -349,3 +349,77 @@ def test_a_pooling_model_is_planned_as_prompts_only(root):
     plan = plan_env({"TARGET_MODEL": str(build(root, row)), "ENGINE": "vllm", "ACCELERATORS": "L4:1"})[1]
     assert any(reason.startswith("embed: requests are prompts with no decode") for reason in plan.reasons)
     assert not any("run at once" in warning for warning in plan.warnings)
+
+
+# Whose attention reads each prompt both ways, by the config facts vLLM goes by (families.bidirectional):
+# (row as in ROWS, config.json additions, bidirectional). vLLM then keeps no KV cache (EncoderOnlyAttention);
+# sglang sizes its token pool as for any model.
+# fmt: off
+KV_ROWS = [
+    (ROWS[IDS.index("bge-base-en-v1.5")][:6], {}, True),
+    (("x/modernbert-embed", "modernbert", "ModernBertModel", None, True, None), {}, True),
+    (("x/llama-bidirectional", "llama", "LlamaBidirectionalModel", None, True, None), {"pooling": "avg"}, True),
+    (("x/gemma3-text-embed", "gemma3_text", "Gemma3TextModel", None, True, None),
+     {"use_bidirectional_attention": True}, True),
+    (("x/qwen3-not-causal", "qwen3", "Qwen3Model", None, True, None), {"is_causal": False}, True),
+    (ROWS[IDS.index("gte-Qwen2-1.5B-instruct")][:6], {}, False),
+    (("x/gemma3-text-causal", "gemma3_text", "Gemma3TextModel", None, True, None),
+     {"use_bidirectional_attention": False}, False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("row", "extra", "both_ways"), KV_ROWS, ids=[row[0].split("/")[1] for row, _, _ in KV_ROWS])
+def test_bidirectional_attention_gets_no_kv_cache_on_vllm(tmp_path, row, extra, both_ways):
+    folder = build(tmp_path, row)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **extra}))
+    assert (families.bidirectional({**config, **extra}) is not None) is both_ways
+    for engine in ("vllm", "sglang"):
+        plan = plan_env({"TARGET_MODEL": str(folder), "ENGINE": engine, "ACCELERATORS": "L4:1"})[1]
+        kept = not both_ways or ENGINES[engine].memory.encoder_kv_cache
+        memory = plan.memory_per_gpu
+        assert plan.kv_cache is kept, engine
+        assert (memory.kv_tokens > 0, memory.kv_cache_bytes > 0, plan.concurrency is not None) == (kept,) * 3
+        assert (plan.kv_bytes_per_token > 0) is kept
+        assert any("no KV cache: " in reason for reason in plan.reasons) is not kept, plan.reasons
+
+
+@pytest.mark.engines
+def test_the_bidirectional_architectures_are_vllms_own(engine_envs):
+    """The architectures whose config hook in vLLM's model_executor/models/config.py sets is_causal = False
+    whatever the checkpoint says (an assignment before any branch of the hook)."""
+    source = next(engine_envs["vllm"].glob("lib/python3*/site-packages/vllm/model_executor/models/config.py"))
+    tree = ast.parse(source.read_text())
+
+    def sets_it_first(method: ast.FunctionDef) -> bool:
+        for statement in method.body:
+            if isinstance(statement, (ast.If, ast.Return, ast.Raise)):
+                return False  # what follows a branch depends on the checkpoint (Jina V5: encoders only)
+            if (
+                isinstance(statement, ast.Assign)
+                and isinstance(statement.value, ast.Constant)
+                and statement.value.value is False
+                and any(
+                    isinstance(target, ast.Attribute) and target.attr == "is_causal" for target in statement.targets
+                )
+            ):
+                return True
+        return False
+
+    def always_bidirectional(hook: ast.ClassDef) -> bool:
+        return any(isinstance(method, ast.FunctionDef) and sets_it_first(method) for method in hook.body)
+
+    hooks = {node.name for node in tree.body if isinstance(node, ast.ClassDef) and always_bidirectional(node)}
+    table = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "MODELS_CONFIG_MAP"
+    )
+    assert isinstance(table, ast.Dict)
+    found = {
+        ast.literal_eval(key)
+        for key, value in zip(table.keys, table.values, strict=True)
+        if getattr(value, "id", "") in hooks
+    }
+    assert found == families.BIDIRECTIONAL_ARCHITECTURES

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.support import modelgen
 from tests.support.hostile import refused, run
 
 
@@ -26,6 +27,24 @@ def test_an_8b_model_fits_two_l4_first_and_never_one(models):
     assert priced == sorted(priced)
     assert not any(name.startswith("MI3") for name in names)  # the CUDA images
     assert all(shape["nodes"] == 1 for shape in shapes)  # one node of every GPU that holds it is enough
+
+
+def test_an_encoder_fits_with_no_kv_cache_on_vllm_only(tmp_path):
+    """A BERT-base encoder (ADR 0025): on vLLM every shape says no KV cache, in the table as in the JSON; on
+    sglang the shapes carry its token pool."""
+    config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 768, "intermediate_size": 3072}
+    config |= {"num_hidden_layers": 12, "num_attention_heads": 12, "vocab_size": 30522, "max_position_embeddings": 512}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    modelgen.write_shards(tmp_path, modelgen.architecture_tensors(config), 1)
+    vllm = fit_json({"TARGET_MODEL": str(tmp_path), "ENGINE": "vllm"})["shapes"]
+    assert vllm and all(not shape["kv_cache"] and shape["kv_tokens"] == 0 for shape in vllm)
+    assert all(shape["concurrency_per_replica"] is None for shape in vllm)
+    sglang = fit_json({"TARGET_MODEL": str(tmp_path), "ENGINE": "sglang"})["shapes"]
+    assert sglang and all(shape["kv_cache"] and shape["kv_tokens"] > 0 for shape in sglang)
+    code, table, err = run(["fit"], {"PATH": "/usr/bin:/bin", "TARGET_MODEL": str(tmp_path), "ENGINE": "vllm"})
+    assert code == 0, err
+    assert "L4:1                 1   1   1   1   1        none" in table
+    assert "none: vllm keeps no KV cache for this model." in table
 
 
 def test_a_shorter_context_fits_more(models):

@@ -231,3 +231,30 @@ def test_the_chat_template_and_modules_json_are_read_through_the_hub(tmp_path, h
     assert (plans["Qwen/chat"]["task"], plans["Qwen/chat"]["tool_call_parser"]) == ("generate", "hermes")
     assert (plans["Qwen/embed"]["task"], plans["Qwen/embed"]["tool_call_parser"]) == ("embed", None)
     assert hub.count("tokenizer_config.json") == 4  # HEAD and GET for each repo: it is there
+
+
+def test_a_lora_adapter_on_the_hub_is_planned_from_its_files_and_given_by_its_repo_id(tmp_path, hub):
+    """LORA_MODULES=name=org/repo: adapter_config.json and the adapter's weights come through huggingface_hub
+    into HF_HOME, where the engine's own download finds them (vLLM: snapshot_download of the repo id it gets);
+    the rank and the buffers are planned from them. A repo that is not there fails in one line, exit 30."""
+    hub.add("someone/llama-sql-lora", modelgen.lora_adapter(tmp_path / "sql-lora", rank=8))
+    base = {"TARGET_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "ACCELERATORS": "H100:1", "HF_TOKEN": hub.token}
+    base["ENGINE"] = "vllm"
+    env = hub_env(tmp_path, hub, **base, LORA_MODULES="sql=someone/llama-sql-lora")
+    result = run_cli(["plan", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["lora_modules"] == [["sql", "someone/llama-sql-lora"]]
+    assert (plan["max_lora_rank"], plan["max_loras"]) == (8, 1)
+    assert plan["lora_bytes"] == 40 * 2**20  # one slot of rank 8 for Llama-3.1-8B (half the 80 MiB of rank 16)
+    argv = plan["argv"]
+    assert argv[argv.index("--lora-modules") + 1] == "sql=someone/llama-sql-lora"
+    assert hub.count("GET /someone/llama-sql-lora/resolve/main/adapter_config.json") == 1
+    assert hub.count("GET /someone/llama-sql-lora/resolve/main/adapter_model.safetensors") == 1
+    cached = list((tmp_path / "hf").rglob("adapter_model.safetensors"))
+    missing = run_cli(["plan"], hub_env(tmp_path, hub, **base, LORA_MODULES="sql=someone/no-such-lora"))
+    assert missing.returncode == 30, missing.stderr
+    (line,) = missing.stderr.splitlines()
+    assert "LORA_MODULES=sql=someone/no-such-lora: no adapter_config.json could be read" in line, line
+    assert hub.token not in result.stdout + result.stderr + missing.stderr
+    assert cached, "the adapter is not in HF_HOME"

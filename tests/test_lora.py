@@ -16,31 +16,7 @@ from tests.support import modelgen
 from tests.support.planning import plan_env
 
 LLAMA = "Llama-3.1-8B-Instruct"
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def adapter(
-    folder: Path, rank: int = 16, base: str = "meta-llama/Llama-3.1-8B-Instruct", targets=TARGETS, hidden: int = 0
-) -> Path:
-    """A PEFT-format LoRA adapter of the Llama-3.1-8B shape (or another hidden size): adapter_config.json and a
-    header-only adapter_model.safetensors with lora_A / lora_B of every targeted projection."""
-    config = modelgen.load_fixture(LLAMA)["config"]
-    hidden, kv = hidden or config["hidden_size"], config["num_key_value_heads"] * 128
-    sizes = {"q_proj": (hidden, hidden), "k_proj": (hidden, kv), "v_proj": (hidden, kv), "o_proj": (hidden, hidden)}
-    sizes |= {"gate_proj": (hidden, 14336), "up_proj": (hidden, 14336), "down_proj": (14336, hidden)}
-    tensors = {}
-    for layer in range(config["num_hidden_layers"]):
-        for module in targets:
-            part = "mlp" if module in ("gate_proj", "up_proj", "down_proj") else "self_attn"
-            prefix = f"base_model.model.model.layers.{layer}.{part}.{module}"
-            size_in, size_out = sizes[module]
-            tensors[f"{prefix}.lora_A.weight"] = ((rank, size_in), "BF16")
-            tensors[f"{prefix}.lora_B.weight"] = ((size_out, rank), "BF16")
-    folder.mkdir(parents=True)
-    modelgen.write_header_only(folder / "adapter_model.safetensors", tensors)
-    peft = {"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, "target_modules": list(targets)}
-    (folder / "adapter_config.json").write_text(json.dumps({**peft, "base_model_name_or_path": base}))
-    return folder
+adapter = modelgen.lora_adapter
 
 
 def env(models, tmp_path, modules: str, **extra: str) -> dict[str, str]:
@@ -62,7 +38,7 @@ def test_adapters_are_planned_with_their_rank_and_buffers(models, tmp_path):
 
 def test_buffers_shrink_with_tensor_parallelism():
     shape = modelgen_shape()
-    one = lora.Adapter("a", "a", 16, TARGETS, "", 0)
+    one = lora.Adapter("a", "a", 16, modelgen.LORA_TARGETS, "", 0)
     at = [lora.buffer_bytes(shape, (one,), 1, 16, tp, 2) for tp in (1, 2, 4)]
     assert at[0] == 80 * MIB and at[0] > at[1] > at[2]
 

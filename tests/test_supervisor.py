@@ -3,6 +3,7 @@ against stand-in engines (the real vLLM CPU server is in test_endpoint_cpu.py)."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from entrypoint.settings import load
 from entrypoint.supervise.engine_metrics import Usage, cost, kv_check, read_kv_tokens, read_usage
 from entrypoint.supervise.prices import SOURCE, GpuPrice
 from entrypoint.supervise.supervisor import limits_from
+from tests.support import modelgen
 from tests.support.cli import free_port, report, start_cli
 from tests.support.paths import TESTS
 
@@ -121,6 +123,37 @@ def test_the_kv_cache_is_checked_once_the_engine_is_ready(serve_env, mem_fractio
     planned = families["inference_endpoint_kv_cache_tokens_planned"].samples[0].value
     assert line == "supervisor: " + kv_check(int(planned), 400_000)[0]
     assert ("please report it" in stderr) is warned
+
+
+def test_no_kv_self_check_where_the_plan_has_no_kv_cache(serve_env, tmp_path):
+    """An encoder on vLLM is planned with no KV cache (ADR 0025). The stand-in serves vLLM's recorded /metrics,
+    which do carry a KV cache size, and yet the supervisor, ready, says nothing of a KV cache: it has no
+    planned figure to check it against."""
+    config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 256, "intermediate_size": 512}
+    config |= {"num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 1000, "max_position_embeddings": 512}
+    model = tmp_path / "encoder"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(config))
+    modelgen.write_shards(model, modelgen.architecture_tensors(config), 1)
+    metrics_port = free_port()
+    env = serve_env(
+        "vllm",
+        TARGET_MODEL=str(model),
+        FAKE_ENGINE_SLEEP="60",
+        FAKE_ENGINE_METRICS=str(METRICS / "vllm-0.32.0-cpu.txt"),
+        PORT=str(free_port()),
+        METRICS_PORT=str(metrics_port),
+    )
+    process = start_cli(env)
+    wait_for_report(env)
+    families = supervisor_metrics(metrics_port, "inference_endpoint_ready")
+    time.sleep(1.5)  # a poll past ready, where the self-check would have run
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert families["inference_endpoint_ready"].samples[0].value == 1
+    assert families["inference_endpoint_kv_cache_tokens_planned"].samples[0].value == 0
+    assert families["inference_endpoint_kv_cache_tokens_allocated"].samples[0].value == 0  # never set
+    assert "supervisor: ready in" in stderr and "kv cache" not in stderr, stderr
 
 
 def test_activity_is_a_request_in_flight_or_finished():

@@ -185,6 +185,9 @@ class MemoryRules:
     # With a pool of its own, how big the sliding layers' pool is next to the full layers' (None: each
     # sequence keeps at most its window, as vLLM's hybrid allocator does).
     swa_pool_ratio: float | None = None
+    # Whether a model whose attention is bidirectional (families.bidirectional: BERT-like encoders, bidirectional
+    # embedders) gets a KV cache at all; without one the budget past the weights holds only activations.
+    encoder_kv_cache: bool = True
 
 
 @dataclass(frozen=True)

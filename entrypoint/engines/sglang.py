@@ -331,6 +331,9 @@ MEMORY = MemoryRules(
     # swa_full_tokens_ratio's default (arg_groups/fields/schedule.py): the SWA pool holds 0.8 of the full pool's
     # tokens (pool_configurator.HybridSWAPoolConfigurator).
     swa_pool_ratio=0.8,
+    # model_executor/pool_configurator.py sizes the token pool from the fraction alone, with no case for an
+    # embedding model: an encoder gets its pool like any model.
+    encoder_kv_cache=True,
 )
 
 

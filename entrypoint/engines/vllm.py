@@ -299,6 +299,10 @@ MEMORY = MemoryRules(
     startup_bytes=PROFILE.startup,
     reserve=PROFILE.terms,
     startup_meaning="that CUDA reports",
+    # model_executor/layers/attention/encoder_only_attention.py: EncoderOnlyAttention.get_kv_cache_spec returns
+    # None ("Does not need KV cache"); the real CPU server logs no KV cache size for a BertModel
+    # (tests/test_endpoint_cpu_features.py).
+    encoder_kv_cache=False,
 )
 
 

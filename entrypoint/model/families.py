@@ -135,6 +135,18 @@ FAMILIES: tuple[Family, ...] = (
 TASKS = ("generate", "embed", "classify", "score")
 # Encoder-only model types, which only pool.
 ENCODERS = frozenset({"bert", "roberta", "xlm-roberta", "nomic_bert", "modernbert", "new", "distilbert", "deberta-v2"})
+# Decoder architectures run with bidirectional attention whatever config.json says: the ones vLLM 0.32 always
+# sets `is_causal = False` for (model_executor/models/config.py, MODELS_CONFIG_MAP; tests/test_families.py
+# reads them from the installed source). JinaEmbeddingsV5Model is left out: only its encoder checkpoints are.
+BIDIRECTIONAL_ARCHITECTURES = frozenset(
+    {
+        "LlamaBidirectionalForSequenceClassification",
+        "LlamaBidirectionalModel",
+        "LlamaNemotronVLForSequenceClassification",
+        "LlamaNemotronVLModel",
+        "VoyageQwen3BidirectionalEmbedModel",
+    }
+)
 
 
 # Multimodal inputs by config facts. Video: the families whose processors take it (vLLM's registry).
@@ -197,6 +209,23 @@ def takes_tools(template: str | None) -> bool:
 
 def reasons_for_thinking(family: Family, template: str | None) -> bool:
     return all(marker in (template or "") for marker in family.reasoning_needs)
+
+
+def bidirectional(config: Mapping[str, Any]) -> str | None:
+    """Why the model's attention reads each prompt both ways, as an encoder's does, or None when it is causal.
+    Such attention keeps nothing for a next token, so an engine may give it no KV cache (MemoryRules)."""
+    nested = config.get("text_config")
+    text: Mapping[str, Any] = nested if isinstance(nested, dict) else config
+    architectures: Sequence[str] = config.get("architectures") or []
+    if model_type(config) in ENCODERS:
+        return f"model_type {model_type(config)} is an encoder"
+    if architectures and architectures[0] in BIDIRECTIONAL_ARCHITECTURES:
+        return f"{architectures[0]} attends both ways"
+    if text.get("is_causal") is False:
+        return "config.json sets is_causal false"
+    if text.get("use_bidirectional_attention") is True:
+        return "config.json sets use_bidirectional_attention"
+    return None
 
 
 def task_of(config: Mapping[str, Any], files: ModelFiles) -> tuple[str, str]:

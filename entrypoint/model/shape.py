@@ -114,7 +114,7 @@ def _from_config(config: Mapping[str, Any], source: str) -> ModelShape:
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptCheckpointError(
             f"{source} lacks a usable {exc} (needed: num_attention_heads, hidden_size, num_hidden_layers)",
-            "check TARGET_MODEL points at a language model; encoder-only and diffusion models are not served here",
+            "check TARGET_MODEL points at a language or embedding model; diffusion models are not served here",
         ) from None
     kv_heads = int(text.get("num_key_value_heads") or (1 if text.get("multi_query") else heads))
     sliding_window, sliding_layers = _sliding(text, layers)

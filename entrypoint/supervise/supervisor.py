@@ -232,7 +232,7 @@ class Supervisor:
         ready_at: float | None = None
         last_active = started
         previous: Usage | None = None
-        kv_checked = False
+        kv_checked = not self.plan.kv_cache  # nothing to check where the engine keeps no KV cache
         while True:
             if self.forwarded is not None:
                 return self._wait_after_signal(child)
