@@ -46,6 +46,8 @@ def problems(config: dict) -> list[str]:
             found.append(f"{name}: environment has variables the entrypoint does not read: {sorted(unknown)}")
         if {"HF_TOKEN", "API_KEY"} & set(service.get("environment", {})):
             found.append(f"{name}: a secret is written into compose.yaml instead of a *_FILE secret")
+        if service.get("restart") in ("always", "unless-stopped"):
+            found.append(f"{name}: restart {service['restart']} brings back a server that stopped itself (exit 0)")
     return found
 
 
@@ -67,6 +69,8 @@ def test_compose_config_is_valid_and_complete():
         assert service["environment"]["API_KEY_FILE"] == "/run/secrets/api_key"
         assert [secret["source"] for secret in service["secrets"]] == ["hf_token", "api_key"]
         assert service["ipc"] == "host"
+        # Idle and budget stops exit 0 (README's exit codes): only a failure may bring the server back.
+        assert service["restart"] == "on-failure"
         health = service["healthcheck"]
         assert health["test"] == ["CMD", "python3", "-m", "entrypoint", "health"]
         assert health["start_period"] == "20m0s"
@@ -124,6 +128,7 @@ def test_compose_rejects_broken_copies(broken, error):
     [
         ("compose-token-in-yaml.yaml", "a secret is written into compose.yaml"),
         ("compose-unknown-setting.yaml", "MAX_MODE_LEN"),
+        ("compose-restart-always.yaml", "restart unless-stopped brings back a server that stopped itself"),
     ],
 )
 def test_our_checks_reject_what_compose_accepts(broken, problem):
