@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import openai
@@ -147,6 +148,11 @@ def test_an_encoder_is_served_with_no_kv_cache_as_planned(encoder_endpoint):
     assert [len(item.embedding) for item in vectors] == [64, 64]  # make_tiny_bert.py's hidden size
     _, text = encoder_endpoint.get("/metrics")
     assert read_kv_tokens(text, ENGINES["vllm"].metric_names) is None, text
+    # The supervisor polls every second until the engine answers, and checks the KV cache in that same poll.
+    deadline = time.monotonic() + 30
+    while "supervisor: ready in" not in encoder_endpoint.log() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
     log = encoder_endpoint.log()
     assert "no KV cache: model_type bert is an encoder" in log and "(none: bidirectional attention)" in log
     assert "supervisor: ready in" in log and "kv cache: planned" not in log, log[-3000:]
