@@ -259,36 +259,46 @@ def cut_off(streams: list[Stream]) -> str:
     return f"{len(late)} streams cut off with {sorted({str(stream.error) for stream in late})}"
 
 
-def test_a_second_sigterm_stops_the_drain_at_once(engine_envs, tiny_model, tmp_path):
-    server = serve(engine_envs, tiny_model, tmp_path, SHUTDOWN_TIMEOUT="300", MAX_MODEL_LEN=str(FAULT_CONTEXT))
+def fault_under_load(
+    engine_envs, tiny_model, tmp_path, fault: Callable[[Endpoint], float], **extra: str
+) -> tuple[int, float, list[Stream], Endpoint]:
+    """32 long streams in flight, then `fault` (it returns when its blow fell): the supervisor's exit status,
+    the seconds from the blow to everything ended, the streams, and the stopped server (for its log)."""
+    server = serve(engine_envs, tiny_model, tmp_path, MAX_MODEL_LEN=str(FAULT_CONTEXT), **extra)
     try:
         streams, threads = start_streams(server, 32, max_tokens=LONG)
+        struck = fault(server)
+        code = end_of(server, threads, within=30)
+        ended = time.monotonic() - struck
+    finally:
+        server.stop()
+    return code, ended, streams, server
+
+
+def test_a_second_sigterm_stops_the_drain_at_once(engine_envs, tiny_model, tmp_path):
+    def twice(server: Endpoint) -> float:
         server.process.send_signal(signal.SIGTERM)
         time.sleep(3)
         assert server.process.poll() is None  # draining: 300 s allowed
         second = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        code = end_of(server, threads, within=30)
-        stopped = time.monotonic() - second
-    finally:
-        server.stop()
+        return second
+
+    code, stopped, streams, server = fault_under_load(engine_envs, tiny_model, tmp_path, twice, SHUTDOWN_TIMEOUT="300")
     assert code == 128 + signal.SIGTERM, server.log()[-3000:]
     assert stopped < 15
     print(f"second SIGTERM: stopped {stopped:.1f} s later, exit 143; {cut_off(streams)}")
 
 
 def test_the_engine_killed_under_load_takes_the_supervisor_with_it(engine_envs, tiny_model, tmp_path):
-    server = serve(engine_envs, tiny_model, tmp_path, MAX_MODEL_LEN=str(FAULT_CONTEXT))
-    try:
-        streams, threads = start_streams(server, 32, max_tokens=LONG)
+    def kill_the_engine(server: Endpoint) -> float:
         engine = children(server.process.pid)
         assert len(engine) == 1  # the supervisor's one child: vLLM's API server
         killed = time.monotonic()
         os.kill(engine[0], signal.SIGKILL)
-        code = end_of(server, threads, within=30)
-        followed = time.monotonic() - killed
-    finally:
-        server.stop()
+        return killed
+
+    code, followed, streams, server = fault_under_load(engine_envs, tiny_model, tmp_path, kill_the_engine)
     assert code == 128 + signal.SIGKILL, server.log()[-3000:]
     assert followed < 15
     print(f"engine SIGKILL: supervisor exited 137 {followed:.1f} s later; {cut_off(streams)}")  # errors, not hangs
