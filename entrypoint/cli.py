@@ -9,6 +9,7 @@ here as one line and an exit code; secrets never reach the output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -26,6 +27,7 @@ from .errors import (
     UNHEALTHY,
     CommandNotFoundError,
     EntrypointError,
+    OutputError,
     SettingError,
     UnexpectedError,
     UsageError,
@@ -65,11 +67,14 @@ def main(
 ) -> int:
     environ = os.environ if environ is None else environ
     args = sys.argv[1:] if argv is None else list(argv)
-    # Whatever we print passes through printable(): a terminal escape in config.json or a header never
-    # reaches a terminal or a log raw.
-    stdout, stderr = _Printable.wrap(stdout), _Printable.wrap(stderr)
+    # Whatever we print passes through the mask and printable(): no secret, credential or terminal escape (in
+    # config.json or a header) reaches a terminal or a log.
+    mask = redact.Masker(secret_values(environ))
+    stdout, stderr = _Printable.wrap(stdout, mask), _Printable.wrap(stderr, mask)
     try:
-        return _dispatch(args, environ, stdout, stderr)
+        code = _dispatch(args, environ, stdout, stderr)
+        stdout.flush()  # a full disk or a closed stdout shows only now: it must end as OutputError, not at exit
+        return code
     except EntrypointError as exc:
         return _report(exc, environ, stderr)
     except BrokenPipeError:
@@ -87,17 +92,42 @@ def main(
 
 
 class _Printable:
-    """A text stream that writes control characters as escapes (redact.printable); the rest is the stream's."""
+    """A text stream that hides secrets and credentials (redact.Masker) and writes control characters as
+    escapes (redact.printable); the rest is the stream's."""
 
-    def __init__(self, inner: TextIO) -> None:
+    def __init__(self, inner: TextIO, mask: redact.Masker) -> None:
         self._inner = inner
+        self._mask = mask
 
     @classmethod
-    def wrap(cls, stream: TextIO) -> TextIO:
-        return stream if isinstance(stream, cls) else cast(TextIO, cls(stream))
+    def wrap(cls, stream: TextIO, mask: redact.Masker) -> TextIO:
+        return stream if isinstance(stream, cls) else cast(TextIO, cls(stream, mask))
 
     def write(self, text: str) -> int:
-        return self._inner.write(redact.printable(text))
+        return int(self._guarded(lambda: self._inner.write(redact.printable(self._mask(text)))))
+
+    def flush(self) -> None:
+        self._guarded(self._inner.flush)
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        """`call` on the stream; a stream that cannot be written (closed at start: None; /dev/full) ends as
+        OutputError, after which it writes to /dev/null so that the interpreter's own flush at exit cannot
+        fail again (it would print a traceback and exit 120). A reader gone (EPIPE) stays BrokenPipeError."""
+        try:
+            return call()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError, AttributeError) as exc:
+            self._to_devnull()
+            why = "it is closed" if self._inner is None else getattr(exc, "strerror", None) or exc
+            raise OutputError(
+                f"cannot write our output ({why})",
+                "give the container a writable stdout and stderr (a closed one, or a full disk, loses the output)",
+            ) from None
+
+    def _to_devnull(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._inner.fileno())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -105,11 +135,13 @@ class _Printable:
 
 def _report(exc: EntrypointError, environ: Mapping[str, str], stderr: TextIO) -> int:
     secrets = secret_values(environ)
-    if _debug(environ):
-        stderr.write(redact.printable(redact.text(traceback.format_exc(), secrets)))
     hint = f"; {exc.hint}" if exc.hint else ""
     line = redact.text(f"error: {exc.message}{hint}", secrets)
-    print(redact.printable(line).replace("\n", " "), file=stderr)  # one line, whatever the message held
+    with contextlib.suppress(OutputError):  # with no stderr to say it on, the exit code alone tells
+        if _debug(environ):
+            stderr.write(redact.printable(redact.text(traceback.format_exc(), secrets)))
+        print(redact.printable(line).replace("\n", " "), file=stderr)  # one line, whatever the message held
+        stderr.flush()
     return exc.exit_code
 
 
@@ -148,7 +180,7 @@ def serve(user_args: Sequence[str], environ: Mapping[str, str], _stdout: TextIO,
 
     timeline = StartTimeline(PROCESS_STARTED, engine.start_marks)
     _download_first(settings, model, environ, log, timeline)
-    started = launch.prepare(engine, settings, plan, environ, user_args)
+    started = launch.prepare(engine, settings, plan, environ, user_args, write_files=True)
     from .supervise import supervisor
 
     limits = supervisor.limits_from(settings, plan)

@@ -63,7 +63,7 @@ class NvidiaSmiMissingError(EntrypointError):
 
 class NvidiaSmiFailedError(EntrypointError):
     exit_code = 21
-    summary = "nvidia-smi ran but failed or printed something unreadable"
+    summary = "nvidia-smi cannot be run, fails, hangs or prints something unreadable"
 
 
 class NoGpuError(EntrypointError):
@@ -117,6 +117,12 @@ class DoesNotFitError(EntrypointError):
 class EngineMissingError(EntrypointError):
     exit_code = 50
     summary = "the engine's program is not installed in this image"
+
+
+# Our own output: what we print cannot be written.
+class OutputError(EntrypointError):
+    exit_code = 74  # EX_IOERR in sysexits.h
+    summary = "our standard output or error cannot be written (closed, or a full disk such as /dev/full)"
 
 
 # Anything else is a bug of ours: one line, no traceback unless DEBUG=1, and a code of its own.

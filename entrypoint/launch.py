@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from . import caches, redact
+from . import caches, files, redact
 from .engines.base import Command, Engine, ServeRequest, flag_name
 from .errors import EngineMissingError, MissingSettingError, NoSafetensorsError, RemovedFlagError, SettingError
 from .hardware import cluster
@@ -194,8 +194,12 @@ def with_serving_files(model: ModelInfo, settings: Settings, offline: bool) -> M
 def _template_text(template: str) -> str:
     if is_inline_template(template):
         return template
-    with open(template, encoding="utf-8", errors="replace") as handle:
-        return handle.read()
+    try:
+        return files.read_text(template, files.TEMPLATE_LIMIT)
+    except files.Unreadable as exc:
+        raise SettingError(
+            f"CHAT_TEMPLATE={template} {exc.reason}", "give a Jinja file, for example CHAT_TEMPLATE=/models/t.jinja"
+        ) from None
 
 
 def _read_draft(settings: Settings, offline: bool) -> tuple[ModelInfo | None, list[str]]:
@@ -226,7 +230,7 @@ def _quiet_hub_progress() -> None:
 # ---------------------------------------------------------------- the command
 
 
-def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
+def serve_request(settings: Settings, plan: Plan, python: str, write_files: bool = False) -> ServeRequest:
     return ServeRequest(
         plan=plan,
         model=settings.target_model,
@@ -236,7 +240,7 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
         trust_remote_code=settings.trust_remote_code,
         api_key=settings.api_key,
         requested_quantization=settings.quantization,
-        chat_template=chat_template_file(settings.chat_template),
+        chat_template=chat_template_file(settings.chat_template, write_files),
         python=python,
         cluster=cluster.from_settings(settings),
         tls_cert=settings.tls_cert_file,
@@ -246,19 +250,27 @@ def serve_request(settings: Settings, plan: Plan, python: str) -> ServeRequest:
     )
 
 
-def chat_template_file(template: str | None) -> str | None:
-    """CHAT_TEMPLATE as the engines take it, a file: a template given inline is written to one, named by
-    its hash (sglang's --chat-template reads only files)."""
+# Where an inline CHAT_TEMPLATE goes: a folder of ours that mkdtemp creates afresh (mode 0700) at each start.
+TEMPLATE_FOLDER_PREFIX = "inference-endpoint-"
+TEMPLATE_FILE = "chat-template.jinja"
+
+
+def chat_template_file(template: str | None, write: bool = False) -> str | None:
+    """CHAT_TEMPLATE as the engines take it, a file (sglang's --chat-template reads only files).
+
+    A template given inline is written, when `write` (serving), into a folder created afresh that only we can
+    write, so nothing planted in a shared /tmp beforehand can decide the template. Without `write` (`plan`,
+    which writes nothing) the path is shown with mkdtemp's XXXXXXXX for the part chosen at start.
+    """
     if template is None or not is_inline_template(template):
         return template
-    import hashlib
     import tempfile
 
-    digest = hashlib.sha256(template.encode()).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"inference-endpoint-chat-template-{digest}.jinja")
-    if not os.path.exists(path):
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(template)
+    if not write:
+        return os.path.join(tempfile.gettempdir(), f"{TEMPLATE_FOLDER_PREFIX}XXXXXXXX", TEMPLATE_FILE)
+    path = os.path.join(tempfile.mkdtemp(prefix=TEMPLATE_FOLDER_PREFIX), TEMPLATE_FILE)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(template)
     return path
 
 
@@ -268,11 +280,17 @@ def default_served_name(target_model: str) -> str:
 
 
 def engine_command(
-    engine: Engine, settings: Settings, plan: Plan, user_args: Sequence[str] = (), python: str = "python3"
+    engine: Engine,
+    settings: Settings,
+    plan: Plan,
+    user_args: Sequence[str] = (),
+    python: str = "python3",
+    write_files: bool = False,
 ) -> Command:
-    """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins)."""
+    """The engine's argv: planned flags, then EXTRA_ARGS, then container arguments (last wins). Only with
+    `write_files` (serving) are the files it names written (an inline CHAT_TEMPLATE)."""
     extra = checked_extra_args(engine, settings, user_args)
-    command = engine.build(serve_request(settings, plan, python))
+    command = engine.build(serve_request(settings, plan, python, write_files))
     return Command(argv=command.argv + tuple(extra) + tuple(user_args), env=command.env, planned=len(command.argv))
 
 
@@ -283,8 +301,9 @@ def prepare(
     environ: Mapping[str, str],
     user_args: Sequence[str] = (),
     python: str | None = None,
+    write_files: bool = False,
 ) -> Launch:
-    command = engine_command(engine, settings, plan, user_args, python or sys.executable)
+    command = engine_command(engine, settings, plan, user_args, python or sys.executable, write_files)
     env = {name: value for name, value in environ.items() if name not in _PRIVATE_VARIABLES}
     env.update(caches.engine_environment(engine, environ))
     if settings.hf_token:

@@ -14,14 +14,14 @@ measured (bytes, seconds, rate) instead of hidden in the engine's weight loading
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from . import disk, launch
+from . import disk, files, launch
+from .errors import CorruptCheckpointError
 from .model import source
 from .model.info import ModelInfo
 from .settings import Settings
@@ -107,5 +107,7 @@ def _weight_files(repo: str, revision: str | None, token: str | None) -> list[st
         index = hf_hub_download(repo, source.INDEX_FILE, revision=revision, token=token)
     except EntryNotFoundError:
         return ["*.safetensors"]
-    with open(index, encoding="utf-8") as handle:
-        return sorted(set(json.load(handle)["weight_map"].values()))
+    try:
+        return sorted(source.indexed_shards(files.read_json(index), repo))
+    except files.Unreadable as exc:
+        raise CorruptCheckpointError(f"{repo}: {source.INDEX_FILE} {exc.reason}", "download the model again") from None

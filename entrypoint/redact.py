@@ -1,16 +1,34 @@
 """Hiding secrets in anything printed: argv, log lines, errors, tracebacks (pure).
 
 Which values are secret comes from the settings table (`Setting.secret`), which flags are secret from the
-engine (`Engine.secret_flags`); nothing here lists either.
+engine (`Engine.secret_flags`); nothing here lists either. Besides those values, `credentials` hides what
+is a credential by its shape wherever it appears: the `user:password@` of a URL, a token-like query
+parameter (`?token=`), a Hugging Face token. Both run on every line we print (cli's output streams, the
+supervisor's relay of the engine's output).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from .engines.base import flag_name
 
 MASK = "***"
+# A credential found by its shape shorter than this is left alone: masking every "a" or "1" in our output would
+# hide the output, not a secret (the settings refuse secrets this short).
+MIN_HIDDEN = 4
+
+# The userinfo of a URL (`https://user:hf_xxx@host`, or a token alone as the user): everything before the @.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<secret>[^/?#@\s'\"]+)@")
+# Query parameters that carry credentials in the URLs people paste (signed URLs, token-in-query mirrors).
+_TOKEN_PARAMETER = re.compile(
+    r"(?P<name>[?&;](?:[\w.-]*token|[\w.-]*key|key|password|passwd|pwd|secret|sig|signature|auth|authorization"
+    r"|credential|x-amz-[\w-]+|x-goog-[\w-]+)=)(?P<secret>[^&#\s'\"]*)",
+    re.IGNORECASE,
+)
+# A Hugging Face token (hf_ and 30 or more letters and digits; today's are 34), wherever it was pasted.
+_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
 
 
 def printable(value: str) -> str:
@@ -18,12 +36,43 @@ def printable(value: str) -> str:
     return "".join(char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in value)
 
 
+def credentials(value: str) -> str:
+    """`value` with every credential-shaped part (userinfo, token query parameter, HF token) as ***."""
+    value = _USERINFO.sub(lambda match: f"{match['scheme']}{MASK}@", value)
+    value = _TOKEN_PARAMETER.sub(lambda match: f"{match['name']}{MASK}", value)
+    return _HF_TOKEN.sub(MASK, value)
+
+
+def credentials_in(value: str) -> list[str]:
+    """The credentials inside `value` (a URL's userinfo and password, token query parameters, HF tokens),
+    to hide wherever else they appear, e.g. cut out of the URL by a library that prints its parts."""
+    found = []
+    for match in _USERINFO.finditer(value):
+        found += [match["secret"], *match["secret"].split(":", 1)[1:]]
+    found += [match["secret"] for match in _TOKEN_PARAMETER.finditer(value)]
+    found += _HF_TOKEN.findall(value)
+    return [part for part in found if len(part) >= MIN_HIDDEN]
+
+
+class Masker:
+    """Every secret replaced at once, longest first: masking one after another lets a short secret masked
+    first cut a longer one (`0` inside `sk-0123...` left 15 of its 16 characters), and the longer one is then
+    no longer found."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        unique = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(secret) for secret in unique)) if unique else None
+
+    def __call__(self, value: str) -> str:
+        if self._pattern is not None:
+            value = self._pattern.sub(MASK, value)
+        return credentials(value)
+
+
 def text(value: str, secrets: Iterable[str]) -> str:
-    """`value` with every secret in it replaced by ***, wherever it appears."""
-    for secret in secrets:
-        if secret:
-            value = value.replace(secret, MASK)
-    return value
+    """`value` with every secret in it replaced by ***, wherever it appears, and every credential-shaped
+    part too (`credentials`)."""
+    return Masker(secrets)(value)
 
 
 def secret_flag(arg: str, secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()) -> str | None:
@@ -55,6 +104,7 @@ def argv(
     args: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()
 ) -> list[str]:
     """argv safe to print: values of secret flags, in any spelling, and any secret value become ***."""
+    mask = Masker(secrets)
     shown: list[str] = []
     hide_next = False
     for arg in args:
@@ -65,6 +115,6 @@ def argv(
         elif has_value and is_secret:
             shown.append(f"{flag}={MASK}")
         else:
-            shown.append(text(arg, secrets))
+            shown.append(mask(arg))
         hide_next = is_secret and not has_value
     return shown

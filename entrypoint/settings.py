@@ -19,15 +19,15 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import files
 from .engines import ENGINES
 from .errors import MissingSettingError, SettingError
 from .hardware.catalog import Accelerators, parse_accelerators
-from .redact import MASK
+from .redact import MASK, credentials_in
 
 Parser = Callable[[str], Any]
 
@@ -41,6 +41,9 @@ class Setting:
     default: str | None = None
     secret: bool = False
     required: bool = False
+    # A list one item a line: the only values that may hold a line break. Any other value reaches one line
+    # of our log or one argv token, where a line break would forge a log line.
+    lines: bool = False
 
     @property
     def attr(self) -> str:
@@ -112,6 +115,20 @@ def _lines(raw: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in raw.replace(",", "\n").splitlines() if line.strip())
 
 
+def _addresses(raw: str) -> tuple[str, ...]:
+    """IP addresses, one per line (or comma-separated): each reaches the engine's argv (`--dist-init-addr`,
+    `--master-addr`), so nothing else may pass."""
+    import ipaddress
+
+    addresses = _lines(raw)
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"{address!r} is not an IP address") from None
+    return addresses
+
+
 def _positive_float(raw: str) -> float:
     value = _number(raw)
     if value <= 0:
@@ -136,13 +153,21 @@ def _number(raw: str) -> float:
     return value
 
 
-def _readable_file(raw: str) -> str:
-    path = raw.strip()
-    try:
-        with open(path, "rb"):
-            return path
-    except OSError as exc:
-        raise ValueError(f"the file cannot be read ({exc.strerror})") from None
+def _readable_file(limit: int) -> Parser:
+    """A regular file of at most `limit` bytes that we can open (never a FIFO, a device or a folder, which
+    would block a read, never end or fail later in the engine)."""
+
+    def parse(raw: str) -> str:
+        path = raw.strip()
+        try:
+            with files.opened(path) as handle:
+                if os.fstat(handle.fileno()).st_size > limit:
+                    raise files.Unreadable(f"is larger than {limit // files.MIB} MiB")
+        except files.Unreadable as exc:
+            raise ValueError(f"the file {exc.reason}") from None
+        return path
+
+    return parse
 
 
 def _lora_modules(raw: str) -> tuple[tuple[str, str], ...]:
@@ -192,10 +217,12 @@ def is_inline_template(value: str) -> bool:
 
 def _chat_template(raw: str) -> str:
     """A template written out, else a file that must be readable."""
-    return raw.strip() if is_inline_template(raw) else _readable_file(raw)
+    return raw.strip() if is_inline_template(raw) else _readable_file(files.TEMPLATE_LIMIT)(raw)
 
 
 MIN_API_KEY_LENGTH = 16
+# huggingface_hub's tokens are hf_ and 34 letters or digits (older ones api_...); no real one is shorter.
+MIN_HF_TOKEN_LENGTH = 16
 MAX_SECRET_FILE_BYTES = 4096  # keys and tokens are short; anything longer is the wrong file
 
 
@@ -208,12 +235,17 @@ def _secret_text(raw: str) -> str:
     return text
 
 
-def _api_key(raw: str) -> str:
-    text = _secret_text(raw)
-    if len(text) < MIN_API_KEY_LENGTH:
-        # A short key is guessable, and hiding it in logs would also hide every other "8000" or "abc".
-        raise ValueError(f"it is shorter than {MIN_API_KEY_LENGTH} characters")
-    return text
+def _secret(minimum: int, what: str) -> Parser:
+    """A secret of at least `minimum` characters: a shorter one is a typo or guessable, and hiding it in logs
+    would also hide every other "0", "8000" or "abc" (and a short value hidden first once cut a longer one)."""
+
+    def parse(raw: str) -> str:
+        text = _secret_text(raw)
+        if len(text) < minimum:
+            raise ValueError(f"it is shorter than {minimum} characters ({what})")
+        return text
+
+    return parse
 
 
 def _lower(raw: str) -> str:
@@ -397,7 +429,7 @@ SETTINGS: tuple[Setting, ...] = (
         "HF_TOKEN",
         "Hugging Face token for gated or private models (or HF_TOKEN_FILE).",
         "hf_xxx (or HF_TOKEN_FILE=/run/secrets/hf_token)",
-        _secret_text,
+        _secret(MIN_HF_TOKEN_LENGTH, "a Hugging Face token is hf_ and 34 letters or digits"),
         secret=True,
     ),
     Setting("HF_REVISION", "Branch, tag or commit of TARGET_MODEL to serve.", "main", _text),
@@ -425,7 +457,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Key clients must send as `Authorization: Bearer <key>` (or API_KEY_FILE): at least 16 characters, no "
         "whitespace.",
         "$(openssl rand -hex 24) (or API_KEY_FILE=/run/secrets/api_key)",
-        _api_key,
+        _secret(MIN_API_KEY_LENGTH, "make one with: openssl rand -hex 24"),
+        secret=True,
+    ),
+    Setting(
+        "ADMIN_API_KEY",
+        "Key for the routes that change the server (weights, caches, memory, profiling, pausing, adapters "
+        "loaded at run time), sent as `Authorization: Bearer <key>` (or ADMIN_API_KEY_FILE); unset, those "
+        "routes are closed. Never the same as API_KEY: clients must not hold it.",
+        "$(openssl rand -hex 24) (or ADMIN_API_KEY_FILE=/run/secrets/admin_api_key)",
+        _secret(MIN_API_KEY_LENGTH, "make one with: openssl rand -hex 24"),
         secret=True,
     ),
     Setting(
@@ -440,13 +481,13 @@ SETTINGS: tuple[Setting, ...] = (
         "TLS_CERT_FILE",
         "TLS certificate (PEM) for HTTPS, given to the engine's own --ssl-certfile; needs TLS_KEY_FILE.",
         "/run/secrets/tls.crt",
-        _readable_file,
+        _readable_file(files.PEM_LIMIT),
     ),
     Setting(
         "TLS_KEY_FILE",
         "Private key (PEM) of TLS_CERT_FILE, given to --ssl-keyfile.",
         "/run/secrets/tls.key",
-        _readable_file,
+        _readable_file(files.PEM_LIMIT),
     ),
     Setting(
         "LOG_REQUESTS", "Log each request (prompts are private: off by default).", "true", _boolean, default="false"
@@ -493,6 +534,7 @@ SETTINGS: tuple[Setting, ...] = (
         "(flags given to the container come after these).",
         "--enable-prefix-caching",
         _text,
+        lines=True,  # a YAML block of flags, a line each: line breaks separate them as spaces do
     ),
     Setting("DEBUG", "Show full tracebacks on errors.", "1", _boolean, default="false"),
     Setting(
@@ -530,8 +572,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SKYPILOT_NODE_IPS",
         "The nodes' IP addresses, one per line, head first (set by SkyPilot).",
-        "10.0.0.1\\n10.0.0.2",
-        _lines,
+        "10.0.0.1,10.0.0.2",
+        _addresses,
+        lines=True,
     ),
     Setting(
         "SKYPILOT_TASK_ID",
@@ -592,6 +635,7 @@ class Settings:
     spec_method: str | None
     spec_num_tokens: int | None
     api_key: str | None
+    admin_api_key: str | None
     require_api_key: bool | Literal["auto"]
     tls_cert_file: str | None
     tls_key_file: str | None
@@ -616,10 +660,6 @@ class Settings:
     def value(self, setting: Setting) -> Any:
         return getattr(self, setting.attr)
 
-    def redacted(self) -> dict[str, Any]:
-        """Values safe to print, by variable name: secrets appear as *** when set."""
-        return {s.name: (MASK if s.secret and self.value(s) else self.value(s)) for s in SETTINGS}
-
     def secret_values(self) -> tuple[str, ...]:
         """Every secret setting that is set, to hide in the launch's printed argv and environment."""
         return tuple(str(self.value(s)) for s in SETTINGS if s.secret and self.value(s))
@@ -640,6 +680,11 @@ def _check_pairs(values: Mapping[str, Any]) -> None:
         )
         raise SettingError(
             f"{given} is set but {missing} is not", f"set both, for example {missing}={BY_NAME[missing].example}"
+        )
+    if values["ADMIN_API_KEY"] and values["ADMIN_API_KEY"] == values["API_KEY"]:
+        raise SettingError(
+            "ADMIN_API_KEY is the same as API_KEY: every client could then change the server",
+            f"give the admin its own key, for example ADMIN_API_KEY={BY_NAME['ADMIN_API_KEY'].example}",
         )
     _check_ports(values)
 
@@ -682,7 +727,7 @@ def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
             return None
     try:
         if not setting.secret:  # a secret's own parser refuses these, without showing them
-            _check_characters(raw)
+            _check_characters(raw, setting.lines)
         return setting.parse(raw)
     except ValueError as exc:
         shown = MASK if setting.secret else raw
@@ -692,10 +737,13 @@ def _load_one(setting: Setting, environ: Mapping[str, str]) -> Any:
         ) from None
 
 
-def _check_characters(raw: str) -> None:
-    """No value needs a control character, and one would reach the log (a terminal escape in a model name)."""
-    if any(not char.isprintable() and char not in "\t\n\r" for char in raw):
-        raise ValueError("it contains a control character (a terminal escape or a stray byte?)")
+def _check_characters(raw: str, lines: bool) -> None:
+    """No value needs a control character, and one would reach the log (a terminal escape in a model name); a
+    line break, only a list of lines (`Setting.lines`). Surrounding whitespace is stripped by the parsers."""
+    allowed = "\t\n\r" if lines else ""
+    if any(not char.isprintable() and char not in allowed for char in raw.strip()):
+        what = "a control character (a terminal escape or a stray byte?)"
+        raise ValueError(f"it contains {what}" if lines or not {"\n", "\r"} & set(raw.strip()) else "it spans lines")
 
 
 def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
@@ -712,30 +760,24 @@ def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
             f"keep one: {file_var}={path} or {setting.name}",
         )
     example = f"mount the secret file, for example {file_var}=/run/secrets/{setting.attr}"
-    if os.path.exists(path) and not os.path.isfile(path):  # a folder, or a FIFO that would block the read
-        raise SettingError(f"{file_var}={path!r} is not a regular file", example)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
-    except OSError as exc:
-        raise SettingError(f"{file_var}={path!r} cannot be read: {exc.strerror}", example) from None
-    try:
-        if len(data) > MAX_SECRET_FILE_BYTES:
-            raise ValueError
-        return data.decode("utf-8").rstrip("\r\n")
-    except (UnicodeDecodeError, ValueError):
-        raise SettingError(
-            f"{file_var}={path!r} does not hold a secret: it is binary or larger than {MAX_SECRET_FILE_BYTES} bytes",
-            f'write the secret alone, as text: printf %s "$SECRET" > {path}',
-        ) from None
+        return files.read_text(path, MAX_SECRET_FILE_BYTES).rstrip("\r\n")
+    except files.Unreadable as exc:
+        if exc.reason.startswith(("is larger", "is not UTF-8")):
+            raise SettingError(
+                f"{file_var}={path!r} does not hold a secret: it is binary or larger than "
+                f"{MAX_SECRET_FILE_BYTES} bytes",
+                f'write the secret alone, as text: printf %s "$SECRET" > {path}',
+            ) from None
+        raise SettingError(f"{file_var}={path!r} {exc.reason}", example) from None
 
 
 def secret_values(environ: Mapping[str, str]) -> list[str]:
     """Every secret value set, however it was given, so that no output can contain one.
 
     From the environment rather than `Settings`, so that errors raised before (or by) `load` are covered too.
-    It adds a password in HF_ENDPOINT, which only huggingface_hub's errors can carry; the launch's argv and
-    environment hold none, so `Settings.secret_values` needs no such line.
+    It adds the credentials inside any value (`https://user:password@...`, `?token=`), in our settings and in
+    HF_ENDPOINT, which only huggingface_hub's errors can carry; `redact.credentials` also hides them by shape.
     """
     values = []
     for setting in SETTINGS:
@@ -744,9 +786,9 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
                 values.append((_raw_value(setting, environ) or "").strip())
             except SettingError:
                 values.append(environ.get(setting.name, "").strip())
-    # A mirror's URL may carry a password (HF_ENDPOINT=https://user:password@mirror): never print it either.
-    password = urllib.parse.urlsplit(environ.get("HF_ENDPOINT", "")).password
-    return [value for value in [*values, password] if value]
+    for name in [*(setting.name for setting in SETTINGS if not setting.secret), "HF_ENDPOINT"]:
+        values += credentials_in(environ.get(name, ""))
+    return [value for value in values if value]
 
 
 # Variables users plausibly mistype; only these are checked against the table

@@ -157,6 +157,39 @@ def test_a_closed_pipe_is_quiet(models, tmp_path):
     assert pipeline.stderr == ""
 
 
+@pytest.mark.parametrize(
+    ("redirect", "args"),
+    [
+        (">&-", ["plan"]),  # stdout closed: Python starts with sys.stdout None
+        (">/dev/full", ["plan"]),  # every write fails with ENOSPC, seen only when the buffer is flushed
+        (">/dev/full", ["plan", "--json"]),
+        (">/dev/full", ["help"]),
+        (">&-", ["version"]),
+    ],
+)
+def test_output_that_cannot_be_written_is_exit_74_not_a_bug(models, tmp_path, redirect, args):
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.support.paths import ROOT
+
+    env = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ACCELERATORS="H100:1")
+    result = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m entrypoint {shlex.join(args)} {redirect}",
+        shell=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 74, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: cannot write our output (")
+
+
 def test_an_unexpected_failure_is_one_redacted_line(monkeypatch):
     """A bug of ours (here: the planner raising something no rule expects) is exit 70 and one line."""
     import io

@@ -301,7 +301,7 @@ def test_sglang_refuses_a_classifier_it_would_only_embed(root):
 def test_qwen3_reranker_gets_vllms_recipe(root):
     row = next(row for row in ROWS if row[0] == "Qwen/Qwen3-Reranker-0.6B")
     settings, plan = planned(root, row, "vllm")
-    argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3").argv)
+    argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3", write_files=True).argv)
     overrides = json.loads(argv[argv.index("--hf-overrides") + 1])
     assert overrides == {
         "architectures": ["Qwen3ForSequenceClassification"],
@@ -339,7 +339,7 @@ def test_chat_template_given_decides_the_parsers_and_reaches_the_engine(root, tm
     settings, plan = plan_env(env)
     assert plan.tool_call_parser == "hermes"
     assert not any("no chat template" in warning for warning in plan.warnings)
-    argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3").argv)
+    argv = list(launch.engine_command(ENGINES["vllm"], settings, plan, python="python3", write_files=True).argv)
     given = argv[argv.index("--chat-template") + 1]
     assert Path(given).read_text() == template
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from entrypoint.hardware.catalog import GPUS, identify, lookup, parse_accelerato
 from entrypoint.hardware.resolve import compare
 from entrypoint.hardware.types import from_accelerators
 from entrypoint.units import MIB
+from tests.support import hostile
+from tests.support.paths import BASE_PATH
 
 GIB = 1024**3
 
@@ -211,6 +214,117 @@ def test_detected_gpu_is_resolved_to_its_catalogue_row(cli, fake_gpus, models):
 def test_accelerator_counts_are_one_machines(text):
     with pytest.raises(ValueError):
         parse_accelerators(text)
+
+
+# ---------------------------------------------------------------- an nvidia-smi that misbehaves
+
+HUNG_TIMEOUT_S = 2.0  # DETECT_TIMEOUT_S in these tests (monkeypatched): the real 15 s waits for a slow driver
+SLACK_S = 30.0  # what a busy machine may add: the bound proves "gave up", not how fast
+# The broken nvidia-smis made here rather than recorded: git keeps no empty folder, and a copy may lose the x bit.
+MADE = {
+    "not-executable": b"#!/bin/sh\necho never\n",  # mode 644
+    "exec-format": b"\x7fELF\x02\x01\x01 not a program for this machine",  # mode 755
+    "directory": None,
+}
+
+
+@pytest.fixture
+def broken_smi(fake_gpus, tmp_path, monkeypatch):
+    """broken_smi(case) -> env entries putting that broken nvidia-smi first on PATH (a fixture folder or MADE)."""
+    monkeypatch.setattr(gpus, "DETECT_TIMEOUT_S", HUNG_TIMEOUT_S)
+
+    def env(case: str) -> dict[str, str]:
+        if case not in MADE:
+            return fake_gpus(case)
+        folder = tmp_path / case
+        folder.mkdir()
+        smi = folder / "nvidia-smi"
+        content = MADE[case]
+        if content is None:
+            smi.mkdir()
+        else:
+            smi.write_bytes(content)
+            smi.chmod(0o755 if case == "exec-format" else 0o644)
+        return {"PATH": f"{folder}:{BASE_PATH}"}
+
+    return env
+
+
+def timed(took: list[float]):
+    """hostile.run that appends how long each call took to `took`."""
+
+    def run(args, env):
+        began = time.monotonic()
+        try:
+            return hostile.run(args, env)
+        finally:
+            took.append(time.monotonic() - began)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("case", "text"),
+    [
+        ("hung", f"nvidia-smi did not answer within {HUNG_TIMEOUT_S:g} s"),  # never exits
+        ("hung-child", f"nvidia-smi did not answer within {HUNG_TIMEOUT_S:g} s"),  # exits; a child holds its stdout
+        ("not-executable", "cannot be run: Permission denied"),
+        ("directory", "cannot be run: it is a directory"),
+        ("exec-format", "cannot be run: Exec format error"),
+        ("not-utf8", "nvidia-smi printed bytes that are not UTF-8 text"),
+        ("zero-memory", "nvidia-smi says GPU 0 has 0 MiB of memory"),  # was a ZeroDivisionError in planning (70)
+        ("huge-memory", "nvidia-smi says GPU 0 has 99999999999 MiB of memory"),
+        ("no-name", "nvidia-smi gives GPU 0 no name"),
+        ("na-memory", "nvidia-smi gives no memory size for GPU 0 ([N/A])"),
+    ],
+)
+def test_a_misbehaving_nvidia_smi_is_one_line_and_exit_21(broken_smi, models, case, text):
+    """Each is nvidia-smi's failure (21), never a bug of ours (70): one `error:` line naming nvidia-smi, in
+    bounded time, with and without DEBUG (hostile.refused)."""
+    took: list[float] = []
+    env = {"TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")), **broken_smi(case)}
+    hostile.refused(env, 21, "nvidia-smi", ("plan",), text=text, runner=timed(took))
+    assert max(took) < HUNG_TIMEOUT_S + SLACK_S, took
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for its reaper counts), within a few seconds."""
+    for _ in range(100):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("case", ["hung", "hung-child"])
+def test_a_hung_nvidia_smi_is_killed_with_what_it_started(broken_smi, case):
+    env = broken_smi(case)
+    with pytest.raises(NvidiaSmiFailedError, match="did not answer"):
+        gpus.detect(env)
+    child = int(Path(env["FAKE_NVIDIA_SMI_LOG"] + ".child").read_text())
+    assert _gone(child), f"nvidia-smi's child {child} outlived the timeout"
+
+
+@pytest.mark.parametrize("case", ["hung", "hung-child", "not-executable", "directory", "not-utf8", "zero-memory"])
+def test_accelerators_plan_on_past_a_misbehaving_nvidia_smi(broken_smi, models, case):
+    """With ACCELERATORS, nvidia-smi only confirms: its failure is one warning in the plan, not the end of it."""
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TARGET_MODEL": str(models("Qwen2.5-7B-Instruct")),
+        "ACCELERATORS": "H100:1",
+        **broken_smi(case),
+    }
+    took: list[float] = []
+    code, out, err = timed(took)(["plan"], env)
+    assert code == 0, err
+    assert "error" not in err, err
+    (warning,) = [line for line in out.splitlines() if "nvidia-smi could not confirm" in line]
+    assert warning.startswith("  ! ACCELERATORS is set but nvidia-smi could not confirm it: nvidia-smi "), warning
+    assert took[0] < HUNG_TIMEOUT_S + SLACK_S, took
 
 
 # ---------------------------------------------------------------- the CPU path's memory (hardware.host)

@@ -61,14 +61,35 @@ def index_edit(weight_map: object, raw: bytes | None = None):
 
 def replace_with(name: str, kind: str):
     def edit(folder: Path) -> None:
+        (folder / name).unlink()
+        added(name, kind)(folder)
+
+    return edit
+
+
+def added(name: str, kind: str):
+    """A file of the folder made a folder, a FIFO (whose open blocks), /dev/zero (which never ends) or a
+    dangling link."""
+
+    def edit(folder: Path) -> None:
         path = folder / name
-        path.unlink()
         if kind == "folder":
             path.mkdir()
         elif kind == "fifo":
             os.mkfifo(path)
+        elif kind == "zero":
+            path.symlink_to("/dev/zero")
         else:
             path.symlink_to(folder / "blobs" / "missing")
+
+    return edit
+
+
+def tokenizer_edit(**changes: object):
+    def edit(folder: Path) -> None:
+        path = folder / "tokenizer_config.json"
+        config = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**config, **changes}))
 
     return edit
 
@@ -92,7 +113,22 @@ CASES = {
     "config is a folder": (replace_with("config.json", "folder"), 33, "config.json is not a regular file"),
     "config is a fifo": (replace_with("config.json", "fifo"), 33, "config.json is not a regular file"),
     "config is a dangling link": (replace_with("config.json", "link"), 30, "has no config.json"),
-    "config not utf-8": (lambda f: (f / "config.json").write_bytes(b"\xff\xfe{}"), 33, "not valid JSON"),
+    "config is /dev/zero": (replace_with("config.json", "zero"), 33, "config.json is not a regular file"),
+    # the chat template: tokenizer_config.json or chat_template.jinja
+    "chat template list with a list as name": (
+        tokenizer_edit(chat_template=[{"name": ["default"], "template": "{{ x }}"}]),
+        33,
+        "chat_template list has an entry that is not a name and a template",
+    ),
+    "chat template list with a number as template": (
+        tokenizer_edit(chat_template=[{"name": "default", "template": 7}]),
+        33,
+        "chat_template list has an entry",
+    ),
+    "tokenizer_config is a fifo": (added("tokenizer_config.json", "fifo"), 33, "is not a regular file"),
+    "chat_template.jinja is a fifo": (added("chat_template.jinja", "fifo"), 33, "is not a regular file"),
+    "chat_template.jinja is /dev/zero": (added("chat_template.jinja", "zero"), 33, "is not a regular file"),
+    "config not utf-8": (lambda f: (f / "config.json").write_bytes(b"\xff\xfe{}"), 33, "is not UTF-8 text"),
     "config nested too deeply": (lambda f: (f / "config.json").write_bytes(DEEP), 33, "not valid JSON"),
     "rope_scaling a string": (config_edit(rope_scaling="yarn"), 33, "wrong type"),
     "quantization_config a string": (config_edit(quantization_config="awq"), 33, "wrong type"),
@@ -112,9 +148,13 @@ CASES = {
     ),
     # the index
     "weight_map a list": (index_edit(["model-00001-of-00004.safetensors"]), 33, "is not a safetensors index"),
-    "weight_map values not strings": (index_edit({"a.weight": 1}), 33, "missing file"),
-    "index not utf-8": (index_edit(None, raw=b"\xff\xfe"), 33, "is not a safetensors index"),
+    "weight_map values not strings": (index_edit({"a.weight": 1}), 33, "is not a safetensors index"),
+    "index not utf-8": (index_edit(None, raw=b"\xff\xfe"), 33, "is not UTF-8 text"),
     "empty weight_map": (index_edit({}), 33, "lists no tensors"),
+    "index is a folder": (replace_with("model.safetensors.index.json", "folder"), 33, "index.json is not a regular"),
+    "index is a fifo": (replace_with("model.safetensors.index.json", "fifo"), 33, "index.json is not a regular"),
+    "index is /dev/zero": (replace_with("model.safetensors.index.json", "zero"), 33, "index.json is not a regular"),
+    "index nested too deeply": (index_edit(None, raw=DEEP), 33, "nested too deeply"),
     "index points outside": (index_edit({"a.weight": "../../etc/passwd"}), 33, "points outside the model folder"),
     "index absolute path": (index_edit({"a.weight": "/etc/passwd"}), 33, "points outside the model folder"),
     "indexed shard is a folder": (shard_replaced("folder"), 33, "is not a regular file"),

@@ -7,6 +7,7 @@ setting cannot arrive without its hostile values.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from entrypoint.settings import SETTINGS
 from tests.support.hostile import refused, run_process
 
 ESC = "\x1b[2J"
+FIFO = "<FIFO>"  # replaced by a FIFO made for the case: opening one for reading blocks until a writer comes
 TWO_NODES = {"SKYPILOT_NUM_NODES": "2", "SKYPILOT_NODE_IPS": "10.0.0.1\n10.0.0.2"}
 
 # setting -> [(value, other settings, exit code, text the line must hold)]
@@ -46,7 +48,12 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("sglang;rm -rf /", {}, 10, "one of"),
         (ESC, {}, 10, "control character"),
     ],
-    "SERVED_MODEL_NAME": [(f"tiny{ESC}", {}, 10, "control character"), ("a\x07b", {}, 10, "control character")],
+    "SERVED_MODEL_NAME": [
+        (f"tiny{ESC}", {}, 10, "control character"),
+        ("a\x07b", {}, 10, "control character"),
+        ("tiny\nINFO: auth off", {}, 10, "spans lines"),  # a forged log line
+        ("tiny\rINFO", {}, 10, "spans lines"),
+    ],
     "PORT": [
         ("0", {}, 10, "between 1 and 65535"),
         ("65536", {}, 10, "between 1 and 65535"),
@@ -120,7 +127,12 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("image=1,image=2", {}, 10, "image is given twice"),
         ("image=-1", {}, 10, "a list like image=4,video=1"),
     ],
-    "CHAT_TEMPLATE": [("/models/no-such-template.jinja", {}, 10, "cannot be read")],
+    "CHAT_TEMPLATE": [
+        ("/models/no-such-template.jinja", {}, 10, "cannot be read"),
+        (FIFO, {}, 10, "is not a regular file (a FIFO)"),
+        ("/dev/zero", {}, 10, "is not a regular file (a device)"),
+        ("/etc", {}, 10, "is not a regular file (a folder)"),
+    ],
     "QUANTIZATION": [
         ("nope", {}, 10, "is not a sglang quantization method"),
         ("awq", {}, 10, "needs a checkpoint quantized with awq"),
@@ -138,11 +150,13 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("0,9", {}, 10, "decimal number"),
     ],
     "HF_TOKEN": [
+        ("0", {}, 10, "shorter than 16 characters"),  # a typo: hidden first, it cut the API key when masked
+        ("hf_abc", {}, 10, "shorter than 16 characters"),
         ("hf_abc def", {}, 10, "whitespace or control"),
         ("hf_abc\tdef", {}, 10, "whitespace or control"),
         (f"hf_abc{ESC}", {}, 10, "control character"),
     ],
-    "HF_REVISION": [(f"main{ESC}", {}, 10, "control character")],
+    "HF_REVISION": [(f"main{ESC}", {}, 10, "control character"), ("main\nx", {}, 10, "spans lines")],
     "TRUST_REMOTE_CODE": [("maybe", {}, 10, "use true or false"), ("2", {}, 10, "use true or false")],
     "SPEC_ENABLED": [("yes please", {}, 10, "use true or false")],
     "SPEC_DRAFT_MODEL": [
@@ -156,13 +170,21 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("sk-0123456789 abcdef", {}, 10, "whitespace or control"),
         (f"sk-0123456789abcdef{ESC}", {}, 10, "control character"),
     ],
+    "ADMIN_API_KEY": [
+        ("admin", {}, 10, "shorter than 16"),
+        ("sk-hostile-canary-0123456789abcdef", {}, 10, "ADMIN_API_KEY is the same as API_KEY"),
+        ("sk-admin-0123456789 abcdef", {}, 10, "whitespace or control"),
+    ],
     "REQUIRE_API_KEY": [("sometimes", {}, 10, "use auto, true or false")],
     "TLS_CERT_FILE": [
         ("/run/secrets/no-such.crt", {"TLS_KEY_FILE": "/etc/hostname"}, 10, "cannot be read"),
+        (FIFO, {"TLS_KEY_FILE": "/etc/hostname"}, 10, "is not a regular file (a FIFO)"),
+        ("/dev/zero", {"TLS_KEY_FILE": "/etc/hostname"}, 10, "is not a regular file (a device)"),
         ("/etc/hostname", {}, 10, "TLS_KEY_FILE is not"),
     ],
     "TLS_KEY_FILE": [
         ("/run/secrets/no-such.key", {"TLS_CERT_FILE": "/etc/hostname"}, 10, "cannot be read"),
+        (FIFO, {"TLS_CERT_FILE": "/etc/hostname"}, 10, "is not a regular file (a FIFO)"),
         ("/etc/hostname", {}, 10, "TLS_CERT_FILE is not"),
     ],
     "LOG_REQUESTS": [("verbose", {}, 10, "use true or false")],
@@ -186,10 +208,20 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         ("-2", {}, 10, "between"),
         ("two", {}, 10, "plain integer"),
         ("2", {}, 10, "SKYPILOT_NODE_IPS lists 0"),
-        ("2", {"ACCELERATORS": "cpu", "ENGINE": "vllm", "SKYPILOT_NODE_IPS": "a\nb"}, 13, "CPU path runs on one"),
+        (
+            "2",
+            {"ACCELERATORS": "cpu", "ENGINE": "vllm", "SKYPILOT_NODE_IPS": "10.0.0.1\n10.0.0.2"},
+            13,
+            "CPU path runs on one",
+        ),
     ],
     "SKYPILOT_NODE_RANK": [("5", TWO_NODES, 10, "is not below SKYPILOT_NUM_NODES=2"), ("-1", {}, 10, "between")],
-    "SKYPILOT_NODE_IPS": [(f"10.0.0.1{ESC}", TWO_NODES, 10, "control character")],
+    "SKYPILOT_NODE_IPS": [
+        (f"10.0.0.1{ESC}", TWO_NODES, 10, "control character"),
+        ("$(reboot)\n10.0.0.2", TWO_NODES, 10, "'$(reboot)' is not an IP address"),  # reaches --dist-init-addr
+        ("10.0.0.1\n-h", TWO_NODES, 10, "'-h' is not an IP address"),
+        ("head-node\n10.0.0.2", TWO_NODES, 10, "is not an IP address"),
+    ],
     "SKYPILOT_TASK_ID": [(f"sky-{ESC}", {}, 10, "control character")],
     "SKYPILOT_NUM_GPUS_PER_NODE": [("-1", {}, 10, "between"), ("eight", {}, 10, "plain integer")],
     "DIST_PORT": [("0", {}, 10, "between"), ("8000", TWO_NODES, 10, "same port as PORT")],
@@ -207,7 +239,10 @@ def test_every_setting_has_hostile_values():
 
 
 @pytest.mark.parametrize(("name", "value", "other", "code", "text"), CASES)
-def test_a_hostile_setting_is_one_line_and_a_documented_code(models, name, value, other, code, text):
+def test_a_hostile_setting_is_one_line_and_a_documented_code(models, tmp_path, name, value, other, code, text):
+    if value == FIFO:
+        value = str(tmp_path / "fifo")
+        os.mkfifo(value)
     env = {"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "ACCELERATORS": "H100:1", **other, name: value}
     named = name if name not in {"TLS_CERT_FILE", "TLS_KEY_FILE"} else "TLS_"
     refused(env, code, named, text=text, with_debug=name != "DEBUG")

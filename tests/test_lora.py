@@ -55,7 +55,7 @@ def modelgen_shape():
         (lambda p: adapter(p, hidden=3584), SettingError, "has down_proj of 14336x3584, but TARGET_MODEL="),
         (lambda p: adapter(p, rank=1024), UnsupportedByEngineError, "has rank 1024, above"),
         (lambda p: p.mkdir() or p, ModelNotFoundError, "the folder has no adapter_config.json"),
-        (lambda p: _written(p, "not json"), CorruptCheckpointError, "adapter_config.json cannot be read"),
+        (lambda p: _written(p, "not json"), CorruptCheckpointError, "adapter_config.json is not valid JSON"),
         (lambda p: _written(p, '{"peft_type": "PREFIX_TUNING"}'), CorruptCheckpointError, "is not a LoRA"),
         (lambda p: _written(p, '{"peft_type": "LORA", "r": "sixteen"}'), CorruptCheckpointError, "no usable rank"),
     ],

@@ -204,3 +204,63 @@ def test_an_admin_key_alone_is_hidden_but_leaves_v1_open(serve_env):
     assert served.returncode == 0, served.stderr
     assert KEY not in served.stdout + served.stderr
     assert "auth: off" in served.stderr
+
+
+# Secrets hidden whole: (secrets given, text printed, what must be shown). Masked one after another, a short
+# secret hidden first cut a longer one that contains it ("0" left 15 of the key's 16 characters).
+MASKED = [
+    (["0", "sk-0123456789abcdef"], '"VLLM_API_KEY": "sk-0123456789abcdef"', '"VLLM_API_KEY": "***"'),
+    (["sk-0123456789abcdef", "0"], "key sk-0123456789abcdef, port 8000", "key ***, port 8*********"),
+    (["abcdef", "sk-abcdef-abcdef"], "sk-abcdef-abcdef and abcdef", "*** and ***"),
+    (["a.b*c", "x"], "a.b*c", "***"),  # a secret is text, not a pattern
+    (["hunter2"], "https://u:hunter2@mirror/x", "https://***@mirror/x"),
+]
+
+
+@pytest.mark.parametrize(("secrets", "printed", "shown"), MASKED)
+def test_secrets_are_masked_whole_longest_first(secrets, printed, shown):
+    from entrypoint import redact
+
+    assert redact.text(printed, secrets) == shown
+
+
+CANARY = "hf_CredentialCanary0123456789abcdefXY"
+# Credentials inside a value, whatever the setting: (settings, exit code, the variable the line names).
+CREDENTIALS = [
+    ({"TARGET_MODEL": f"https://user:{CANARY}@huggingface.co/org/model"}, 30, "TARGET_MODEL"),
+    ({"TARGET_MODEL": f"https://{CANARY}@huggingface.co/org/model"}, 30, "TARGET_MODEL"),
+    ({"TARGET_MODEL": f"org/model?token={CANARY}"}, 30, "TARGET_MODEL"),
+    ({"TARGET_MODEL": f"/models/x?access_token={CANARY}&rev=main"}, 30, "TARGET_MODEL"),
+    ({"SPEC_ENABLED": "true", "SPEC_DRAFT_MODEL": f"https://u:{CANARY}@hub/org/draft"}, 30, "SPEC_DRAFT_MODEL"),
+    ({"LORA_MODULES": f"sql=/models/lora?token={CANARY}"}, 30, "LORA_MODULES"),
+    ({"LORA_MODULES": f"sql=https://u:{CANARY}@hub/org/lora"}, 30, "LORA_MODULES"),
+    ({"SERVED_MODEL_NAME": f"x?key={CANARY}", "PORT": "0"}, 10, "PORT"),
+]
+
+
+@pytest.mark.parametrize(("settings", "code", "named"), CREDENTIALS, ids=[str(row[0]) for row in CREDENTIALS])
+def test_a_credential_inside_a_value_is_never_printed(models, settings, code, named):
+    from tests.support.hostile import refused
+
+    env = {"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "ACCELERATORS": "H100:1", **settings}
+    line = refused(env, code, named, hidden=(CANARY, CANARY[3:12]))
+    assert "***" in line or named == "PORT"
+
+
+def test_a_credential_in_hf_endpoint_is_hidden_in_huggingface_hubs_own_words(models):
+    """A token in a query string of HF_ENDPOINT reaches only huggingface_hub: its errors print the URL."""
+    from tests.support.hostile import refused
+
+    env = {"TARGET_MODEL": "org/model", "ACCELERATORS": "H100:1", "HF_HUB_OFFLINE": "0"}
+    refused({**env, "HF_ENDPOINT": f"http://127.0.0.1:9/?token={CANARY}"}, 34, "Hub", hidden=(CANARY,))
+
+
+def test_health_never_waits_on_a_fifo(tmp_path):
+    """The image's HEALTHCHECK reads TLS_CERT_FILE's name to pick https: a FIFO there blocked it forever."""
+    import os
+
+    from tests.support.hostile import refused
+
+    fifo = tmp_path / "tls.crt"
+    os.mkfifo(fifo)
+    refused({"TLS_CERT_FILE": str(fifo), "PORT": "9"}, 10, "TLS_CERT_FILE", ["health"], text="a FIFO")

@@ -205,3 +205,30 @@ def test_repeating_a_planned_flag_warns(serve_env, engine, extra, flag):
     assert f"warning: EXTRA_ARGS or the container arguments set {flag} again" in result.stderr
     quiet = run_cli(["plan", "--json"], serve_env(engine, EXTRA_ARGS="--enable-metrics" if engine == "vllm" else ""))
     assert "set --" not in quiet.stderr
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_an_inline_chat_template_is_written_where_only_we_can_write(serve_env, tmp_path, engine):
+    """A shared TMPDIR: a file planted where the template once went (a name from its hash) decided it. Now
+    each start writes into a folder mkdtemp creates afresh (0700), and `plan` writes nothing at all."""
+    import hashlib
+
+    template = "{% for m in messages %}{{ m.content }}{% endfor %}"
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    planted = shared / f"inference-endpoint-chat-template-{hashlib.sha256(template.encode()).hexdigest()[:16]}.jinja"
+    planted.write_text("{{ 'owned' }}")
+    env = serve_env(engine, CHAT_TEMPLATE=template, TMPDIR=str(shared))
+    planned = run_cli(["plan", "--json"], env)
+    assert planned.returncode == 0, planned.stderr
+    shown = json.loads(planned.stdout)["argv"]
+    assert shown[shown.index("--chat-template") + 1] == f"{shared}/inference-endpoint-XXXXXXXX/chat-template.jinja"
+    assert sorted(path.name for path in shared.iterdir()) == [planted.name]  # plan wrote nothing
+    served = run_cli([], env)
+    assert served.returncode == 0, served.stderr
+    argv = report(env)["argv"]
+    given = argv[argv.index("--chat-template") + 1]
+    folder = os.path.dirname(given)
+    assert os.path.dirname(folder) == str(shared) and given != str(planted)
+    assert open(given).read() == template  # noqa: SIM115 (read once)
+    assert os.stat(folder).st_mode & 0o777 == 0o700 and os.stat(given).st_mode & 0o777 == 0o600

@@ -255,3 +255,6 @@ class Engine:
     config_override_flag: str = ""
     # The log lines that begin each phase of a start, so supervised mode can say where the time went.
     start_marks: tuple[StartMark, ...] = ()
+    # The version its image pins (Dockerfile.<name>'s ARG): the engine's own options at that version are
+    # engines/options/<name>-<version>.txt, which entrypoint.engines.options reads argv with.
+    pinned_version: str = ""

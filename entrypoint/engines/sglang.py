@@ -418,6 +418,7 @@ def _speculative_args(request: ServeRequest) -> list[str]:
 
 ENGINE = Engine(
     name="sglang",
+    pinned_version="0.5.23",  # Dockerfile.sglang (tests/test_options.py)
     package="sglang",
     distributions=("sglang",),
     quantization_methods=QUANTIZATION_METHODS,

