@@ -38,6 +38,7 @@ class Launch:
     env: Mapping[str, str]  # the child's whole environment
     secrets: tuple[str, ...]  # values to hide in anything printed
     auth: bool  # clients must send a key (API_KEY, or one given to the engine some other way)
+    admin: bool  # the admin routes take ADMIN_API_KEY (else they are closed)
     tls: bool
     warnings: tuple[str, ...] = ()
 
@@ -116,24 +117,38 @@ def extra_args(settings: Settings) -> list[str]:
 
 
 def check_removed_flags(engine: Engine, args: Sequence[str], source: str) -> None:
-    """Refuse flags the pinned engine no longer has, naming what replaced them."""
-    for arg in args:
-        flag = flag_name(arg)
-        if flag in engine.removed_flags:
+    """Refuse flags the pinned engine no longer has, naming what replaced them: written out (`--device`,
+    `--num_scheduler_steps=2`), or abbreviated as the engine read them while it had them (no flag of today's
+    begins so, and only that removed flag does)."""
+    if not args:
+        return  # the table is read only when there is something to read with it
+    from .engines import options
+
+    table = options.table(engine)
+    for given in options.resolve(table, args):
+        flag = flag_name(given.spelling)
+        removed = flag if flag in engine.removed_flags else ""
+        if not removed and flag and given.option is None and not given.candidates and table.allow_abbrev:
+            begun = [old for old in engine.removed_flags if old.startswith(flag)]
+            removed = begun[0] if len(begun) == 1 else ""
+        if removed:
+            shown = given.spelling if given.spelling == removed else f"{given.spelling} (= {removed})"
             raise RemovedFlagError(
-                f"{source} has {flag}, which {engine.name} no longer accepts", f"instead: {engine.removed_flags[flag]}"
+                f"{source} has {shown}, which {engine.name} no longer accepts",
+                f"instead: {engine.removed_flags[removed]}",
             )
 
 
 def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[str]) -> list[str]:
-    """EXTRA_ARGS split, after refusing removed flags there and in the container arguments.
+    """EXTRA_ARGS split, after refusing removed flags, --host and --port, and prefixes the engine cannot tell
+    apart, there and in the container arguments, each flag read as the engine reads it (engines.options).
 
     Cheap, so `serve` runs it before planning: a typo should not wait for a download.
     """
     extra = extra_args(settings)
     for args, source in ((extra, "EXTRA_ARGS"), (user_args, "the container arguments")):
         check_removed_flags(engine, args, source)
-        check_listen_flags(args, source)
+        check_listen_flags(engine, args, source)
     return extra
 
 
@@ -141,21 +156,40 @@ def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[s
 LISTEN_FLAGS = {"--port": "PORT=9000", "--host": "nothing: the server listens on every interface (0.0.0.0)"}
 
 
-def check_listen_flags(args: Sequence[str], source: str) -> None:
-    for arg in args:
-        flag = flag_name(arg)
+def check_listen_flags(engine: Engine, args: Sequence[str], source: str) -> None:
+    """Refuse --host and --port in any spelling the engine reads as them (`--hos`, `--port=9000`, vLLM's
+    `--host.x`), and a prefix the engine cannot tell apart, which it would refuse too, only later."""
+    if not args:
+        return
+    from .engines import options
+
+    for given in options.resolve(options.table(engine), args):
+        if given.candidates:
+            raise SettingError(
+                f"{source} has {given.spelling}, which {engine.name} cannot tell apart: it could be {given.could_be}",
+                "instead: write the flag out in full",
+            )
+        flag = given.option.flag if given.option else ""
         if flag in LISTEN_FLAGS:
             raise SettingError(
-                f"{source} has {flag}, but where the server listens is a setting: the health check, compose, "
+                f"{source} has {given.shown}, but where the server listens is a setting: the health check, compose, "
                 "SkyPilot and the supervisor all follow PORT",
                 f"instead: {LISTEN_FLAGS[flag]}",
             )
 
 
-def repeated_flags(planned: Sequence[str], added: Sequence[str]) -> list[str]:
-    """Flags of EXTRA_ARGS or the container arguments that the plan already sets (the engine takes the last)."""
-    ours = {flag_name(arg) for arg in planned} - {""}
-    return sorted({flag_name(arg) for arg in added} & ours)
+def repeated_flags(engine: Engine, planned: Sequence[str], added: Sequence[str]) -> list[str]:
+    """Flags of EXTRA_ARGS or the container arguments that set an option the plan already sets (the engine takes
+    the last), as the engine reads them: `-tp 8` is shown as `-tp (= --tensor-parallel-size)`, once."""
+    from .engines import options
+
+    table = options.table(engine)
+    ours = {given.option.dest for given in options.resolve(table, planned) if given.option}
+    repeated: dict[str, str] = {}
+    for given in options.resolve(table, added):
+        if given.option and given.option.dest in ours:
+            repeated.setdefault(given.option.dest, given.shown)
+    return [repeated[dest] for dest in sorted(repeated)]
 
 
 # ---------------------------------------------------------------- planning
@@ -239,6 +273,7 @@ def serve_request(settings: Settings, plan: Plan, python: str, write_files: bool
         revision=settings.hf_revision,
         trust_remote_code=settings.trust_remote_code,
         api_key=settings.api_key,
+        admin_api_key=settings.admin_api_key,
         requested_quantization=settings.quantization,
         chat_template=chat_template_file(settings.chat_template, write_files),
         python=python,
@@ -311,29 +346,39 @@ def prepare(
     env.update(command.env)
     on_argv = redact.secret_flag_values(command.argv, engine.secret_flags, engine.not_abbreviations)
     inherited = None if settings.api_key else environ.get(engine.api_key_variable)
+    argv_key = _key_on_argv(command.argv, engine)
+    if argv_key and not (settings.api_key or inherited):
+        # The engine checks the key its argv gives it on its own routes only (vLLM: /v1...); our guard, in front
+        # of every route, reads it from the engine's variable.
+        env[engine.api_key_variable] = argv_key
     return Launch(
         command=command,
         env=env,
         secrets=(*settings.secret_values(), *on_argv, *([inherited] if inherited else [])),
-        auth=bool(settings.api_key or inherited or _key_flag_on(command.argv, engine)),
+        auth=bool(settings.api_key or inherited or argv_key),
+        admin=bool(settings.admin_api_key),
         tls=bool(settings.tls_cert_file),
-        warnings=tuple(_secret_warnings(engine, bool(on_argv), bool(inherited)) + _repeat_warnings(command)),
+        warnings=tuple(_secret_warnings(engine, bool(on_argv), bool(inherited)) + _repeat_warnings(command, engine)),
     )
 
 
-def _key_flag_on(argv: Sequence[str], engine: Engine) -> bool:
-    """A key given to the engine in EXTRA_ARGS or the container arguments: the engine enforces it."""
-    # Only the key that guards /v1: sglang's --admin-api-key alone leaves /v1 open.
+def _key_on_argv(argv: Sequence[str], engine: Engine) -> str | None:
+    """The clients' key given to the engine in EXTRA_ARGS or the container arguments (the last, as the engine
+    takes it), or None. Only --api-key: sglang's --admin-api-key alone leaves the client routes open."""
     key_flags = frozenset({"--api-key"}) & engine.secret_flags
-    return any(redact.secret_flag(arg, key_flags, engine.not_abbreviations) for arg in argv)
+    keys = redact.secret_flag_values(argv, key_flags, engine.not_abbreviations)
+    return keys[-1] if keys else None
 
 
-def _repeat_warnings(command: Command) -> list[str]:
-    planned, added = command.argv[: command.planned], command.argv[command.planned :]
+def _repeat_warnings(command: Command, engine: Engine) -> list[str]:
+    count = len(command.argv) if command.planned is None else command.planned
+    planned, added = command.argv[3:count], command.argv[count:]  # the builder's flags follow `python -m <server>`
+    if not added:
+        return []
     return [
         f"EXTRA_ARGS or the container arguments set {flag} again, over the plan's value: the engine takes yours, "
         "and the plan's memory figures may no longer hold"
-        for flag in repeated_flags(planned, added)
+        for flag in repeated_flags(engine, planned, added)
     ]
 
 
@@ -382,11 +427,12 @@ def announce(launch: Launch, engine: Engine, log: TextIO, verb: str = "exec") ->
     for warning in launch.warnings:
         print(f"warning: {warning}", file=log)
     auth = (
-        "on: /v1 needs `Authorization: Bearer <API_KEY>`; /health and /metrics stay open"
+        "on: every route needs `Authorization: Bearer <API_KEY>` but /health and /metrics"
         if launch.auth
         else "off: anyone who can reach the port can use it"
     )
-    print(f"auth: {auth}", file=log)
+    admin = "need ADMIN_API_KEY" if launch.admin else "closed (set ADMIN_API_KEY to open them)"
+    print(f"auth: {auth}; the routes that change the server {admin}", file=log)
     tls = "on: HTTPS with TLS_CERT_FILE" if launch.tls else "off: plain HTTP (set TLS_CERT_FILE and TLS_KEY_FILE)"
     print(f"tls: {tls}", file=log)
     print(f"{verb}: {shlex.join(shown_argv(launch, engine))}", file=log)

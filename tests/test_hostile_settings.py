@@ -196,6 +196,9 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
     "EXTRA_ARGS": [
         ("--port 9000", {}, 10, "PORT"),
         ("--host=127.0.0.1", {}, 10, "--host"),
+        ("--hos 127.0.0.1", {}, 10, "EXTRA_ARGS has --hos (= --host)"),  # argparse takes a unique prefix
+        ("--por 9000", {"ENGINE": "vllm"}, 10, "EXTRA_ARGS has --por (= --port)"),
+        ("--h 1", {"ENGINE": "vllm"}, 10, "it could be --help, --host"),  # ambiguous: the engine would refuse it
         ("--device cpu", {"ENGINE": "vllm"}, 14, "--device"),
         ("'--unbalanced", {}, 10, "EXTRA_ARGS"),
         (f"--enable-prefix-caching {ESC}", {}, 10, "control character"),
@@ -255,6 +258,7 @@ SERVE = [
     ([], {"SKYPILOT_TASK_ID": "sky-1", "API_KEY": ""}, 11, "API_KEY is not set, and this runs under SkyPilot"),
     (["--port", "9000"], {}, 10, "PORT"),
     (["--host", "127.0.0.1"], {}, 10, "--host"),
+    (["--hos", "0.0.0.0"], {}, 10, "the container arguments has --hos (= --host)"),
     (["--device", "cpu"], {}, 14, "--device"),
     (["--disable-log-requests"], {}, 14, "--disable-log-requests"),
     (["no-such-command"], {}, 127, "no-such-command"),

@@ -82,6 +82,40 @@ def test_secrets_reach_the_engine_only_in_its_own_form(serve_env, tmp_path, engi
     assert "auth: on" in result.stderr
 
 
+ADMIN_KEY = "sk-serve-admin-0123456789"
+
+
+@pytest.mark.parametrize("admin", [None, ADMIN_KEY])
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_the_guard_is_in_front_of_every_route_with_the_keys(serve_env, engine, admin):
+    """vLLM gets our guard as its outermost --middleware and reads the keys from its environment; our sglang
+    launcher adds it to sglang's app with the keys sglang parsed. Neither key is on any command line or in the
+    output, and sglang's children inherit neither."""
+    env = serve_env(engine, API_KEY="sk-serve-test-0123456789", **({"ADMIN_API_KEY": admin} if admin else {}))
+    result = run_cli([], env)
+    assert result.returncode == 0, result.stderr
+    started = report(env)
+    child_env = started["env"]
+    assert "ADMIN_API_KEY" not in child_env
+    if engine == "vllm":
+        argv = started["argv"]
+        assert argv[argv.index("--middleware") + 1] == "entrypoint.engines.guard.Guard"
+        assert child_env["INFERENCE_ENDPOINT_GUARD"] == "vllm@0.32.0"
+        assert child_env.get("INFERENCE_ENDPOINT_ADMIN_API_KEY") == admin
+    else:
+        guard = [
+            "entrypoint.engines.guard.Guard",
+            {"engine": "sglang@0.5.23", "client_key": "sk-serve-test-0123456789", "admin_key": admin},
+        ]
+        assert started["middlewares"] == [guard]
+        assert started["server_args_admin_api_key"] == admin
+        assert not {"INFERENCE_ENDPOINT_ADMIN_API_KEY", "INFERENCE_ENDPOINT_GUARD"} & set(child_env)
+    assert not any(admin in arg for arg in started["cmdline"]) if admin else True
+    assert (admin or "sk-serve-test-0123456789") not in result.stdout + result.stderr
+    closed = "the routes that change the server " + ("need ADMIN_API_KEY" if admin else "closed")
+    assert closed in result.stderr
+
+
 @pytest.mark.parametrize(
     ("setting", "key", "serves"),
     [
@@ -166,10 +200,13 @@ def test_plan_json_shows_the_argv_without_secrets(serve_env):
     result = run_cli(["plan", "--json"], env)
     plan = json.loads(result.stdout)
     assert "--api-key" not in plan["argv"]  # the launcher sets it from the environment
-    assert plan["engine_env"] == {"INFERENCE_ENDPOINT_SGLANG_API_KEY": "***"}
+    assert plan["engine_env"] == {
+        "INFERENCE_ENDPOINT_SGLANG_API_KEY": "***",
+        "INFERENCE_ENDPOINT_GUARD": "sglang@0.5.23",
+    }
     assert API_KEY not in result.stdout
     vllm = json.loads(run_cli(["plan", "--json"], serve_env("vllm", API_KEY=API_KEY)).stdout)
-    assert vllm["engine_env"] == {"VLLM_API_KEY": "***"}
+    assert vllm["engine_env"] == {"VLLM_API_KEY": "***", "INFERENCE_ENDPOINT_GUARD": "vllm@0.32.0"}
 
 
 def test_health_command(serve_env, httpserver):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..hardware.cluster import Cluster
+from . import routes
 
 if TYPE_CHECKING:  # the plan imports this module; only type checkers need the reverse
     from ..plan import Plan
@@ -29,6 +30,7 @@ class ServeRequest:
     revision: str | None = None
     trust_remote_code: bool = False
     api_key: str | None = None
+    admin_api_key: str | None = None  # ADMIN_API_KEY: the admin routes' key (engines/routes.py)
     requested_quantization: str | None = None  # only what the user asked for; the checkpoint's own is implicit
     python: str = "python3"
     host: str = "0.0.0.0"
@@ -111,6 +113,16 @@ def lora_flags(request: ServeRequest, modules_flag: str, batch_flag: str) -> lis
         batch_flag,
         str(plan.max_loras),
     ]
+
+
+def guard_environment(request: ServeRequest, engine: str, version: str) -> dict[str, str]:
+    """What our guard in front of the engine's routes reads (engines/guard.py): whose route table, and the
+    admin key; the client key travels in the engine's own variable. Both engines, whatever the settings: with
+    no key set, the admin routes are still closed."""
+    env = {routes.ENGINE_VARIABLE: f"{engine}@{version}"}
+    if request.admin_api_key:
+        env[routes.ADMIN_KEY_VARIABLE] = request.admin_api_key
+    return env
 
 
 def tls_flags(request: ServeRequest) -> list[str]:

