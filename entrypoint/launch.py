@@ -8,6 +8,7 @@ goes through `redact`, which hides secret values wherever they appear.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shlex
@@ -437,4 +438,5 @@ def announce(launch: Launch, engine: Engine, log: TextIO, verb: str = "exec") ->
     print(f"tls: {tls}", file=log)
     print(f"{verb}: {shlex.join(shown_argv(launch, engine))}", file=log)
     log.flush()
-    sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed stdout (None) has nothing to lose
+        sys.stdout.flush()

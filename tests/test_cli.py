@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 
 import pytest
 
 from tests.support.cli import clean_env, run_cli
+from tests.support.paths import ROOT
 
 REQUIRED_KEYS = {
     "engine",
@@ -135,16 +139,11 @@ def test_unknown_arguments_of_our_commands(cli, args):
     assert line.startswith("error: python -m entrypoint plan: unrecognized arguments") and "--help" in line
 
 
-def test_a_closed_pipe_is_quiet(models, tmp_path):
-    """`plan | head -1`: the reader goes away early; no BrokenPipeError, no traceback."""
-    import subprocess
-    import sys
-
-    from tests.support.paths import ROOT
-
+def in_a_shell(models, tmp_path, args: list[str], redirect: str) -> subprocess.CompletedProcess[str]:
+    """`python -m entrypoint ARGS REDIRECT` as a shell runs it (pipes and closed descriptors are the shell's)."""
     env = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ACCELERATORS="H100:1")
-    pipeline = subprocess.run(
-        f"{sys.executable} -m entrypoint plan | head -c 1",
+    return subprocess.run(
+        f"{shlex.quote(sys.executable)} -m entrypoint {shlex.join(args)} {redirect}",
         shell=True,
         env=env,
         cwd=ROOT,
@@ -153,6 +152,11 @@ def test_a_closed_pipe_is_quiet(models, tmp_path):
         timeout=60,
         check=False,
     )
+
+
+def test_a_closed_pipe_is_quiet(models, tmp_path):
+    """`plan | head -1`: the reader goes away early; no BrokenPipeError, no traceback."""
+    pipeline = in_a_shell(models, tmp_path, ["plan"], "| head -c 1")
     assert pipeline.stdout == "p"
     assert pipeline.stderr == ""
 
@@ -168,23 +172,7 @@ def test_a_closed_pipe_is_quiet(models, tmp_path):
     ],
 )
 def test_output_that_cannot_be_written_is_exit_74_not_a_bug(models, tmp_path, redirect, args):
-    import shlex
-    import subprocess
-    import sys
-
-    from tests.support.paths import ROOT
-
-    env = clean_env(tmp_path, TARGET_MODEL=str(models("Llama-3.1-8B-Instruct")), ACCELERATORS="H100:1")
-    result = subprocess.run(
-        f"{shlex.quote(sys.executable)} -m entrypoint {shlex.join(args)} {redirect}",
-        shell=True,
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = in_a_shell(models, tmp_path, args, redirect)
     assert result.returncode == 74, result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: cannot write our output (")

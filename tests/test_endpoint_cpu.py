@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cli import free_port, run_cli
-from tests.support.endpoint import API_KEY, Endpoint, endpoint_env, session_processes
+from tests.support.endpoint import ADMIN_API_KEY, API_KEY, Endpoint, endpoint_env, session_processes
 from tests.support.fakehub import FakeHub
 from tests.support.paths import BASE_PATH, ROOT
 from tests.support.tls import self_signed
@@ -47,7 +47,14 @@ def endpoint(engine_envs, tiny_model, certificate, tmp_path_factory):
     home = tmp_path_factory.mktemp("endpoint-home")
     cert, key = certificate
     env = endpoint_env(
-        home, tiny_model, free_port(), TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key), SHUTDOWN_TIMEOUT="60"
+        home,
+        tiny_model,
+        free_port(),
+        TLS_CERT_FILE=str(cert),
+        TLS_KEY_FILE=str(key),
+        SHUTDOWN_TIMEOUT="60",
+        ADMIN_API_KEY=ADMIN_API_KEY,
+        VLLM_SERVER_DEV_MODE="1",  # vLLM's admin routes (sleep, weights, caches, RPC) registered, to be refused
     )
     server = Endpoint(engine_envs["vllm"] / "bin" / "python", env, home / "server.log")
     server.wait_healthy()
@@ -93,6 +100,67 @@ def test_wrong_or_missing_api_key_gets_401(endpoint):
         endpoint.client(api_key="sk-wrong").models.list()
     assert endpoint.get("/v1/models")[0] == 401
     assert endpoint.get("/v1/models", {"Authorization": f"Bearer {API_KEY}"})[0] == 200
+
+
+# Ways of giving no key, or the key wrongly: each must be refused on every route but the open ones.
+WRONG = {
+    "no key": ("", {}),
+    "a wrong key": ("", {"Authorization": "Bearer sk-wrong-0123456789abcdef"}),
+    "bearer in lower case": ("", {"Authorization": f"bearer {API_KEY}"}),
+    "BEARER": ("", {"Authorization": f"BEARER {API_KEY}"}),
+    "two spaces": ("", {"Authorization": f"Bearer  {API_KEY}"}),
+    # (A trailing space is no case: HTTP parsers strip it from header values, RFC 9110 5.5.)
+    "no scheme": ("", {"Authorization": API_KEY}),
+    "the key in the query": (f"?api_key={API_KEY}&key={API_KEY}&token={API_KEY}", {}),
+    "x-api-key": ("", {"X-API-Key": API_KEY}),
+}
+
+
+def test_every_route_refuses_a_missing_or_malformed_key(endpoint):
+    """Every route of vLLM's table (dev mode is on, so its admin routes are registered too), each way of not
+    giving the key, and OPTIONS and HEAD without one: refused; what is open is /health and /metrics."""
+    from entrypoint.engines import ENGINES, routes
+
+    table = routes.table("vllm", ENGINES["vllm"].pinned_version)
+    served = []
+    for route in table.routes:
+        path = route.path.replace("{response_id}", "x").replace("{adapter_name}", "x")
+        method = next((m for m in route.methods if m not in ("HEAD", "MOUNT", "WEBSOCKET")), "GET")
+        tries = [(how, method, query, headers) for how, (query, headers) in WRONG.items()]
+        tries += [
+            ("OPTIONS", "OPTIONS", "", {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": method})
+        ]
+        tries += [("HEAD", "HEAD", "", {})]
+        for how, verb, query, headers in tries:
+            body = b"{}" if verb in ("POST", "PUT") else None
+            status, _ = endpoint.request(verb, path + query, {"Content-Type": "application/json", **headers}, body)
+            if status not in (401, 403):
+                served.append(f"{verb} {path}{query} with {how}: {status}")
+    open_ones = {line.split(" with ")[0].split("?")[0] for line in served}
+    assert open_ones <= {
+        "GET /health",
+        "HEAD /health",
+        "OPTIONS /health",
+        "GET /metrics",
+        "HEAD /metrics",
+        "OPTIONS /metrics",
+    }, served
+
+
+def test_the_client_key_serves_client_routes_but_no_admin_route(endpoint):
+    client = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    admin = {"Authorization": f"Bearer {ADMIN_API_KEY}", "Content-Type": "application/json"}
+    for path in ("/invocations", "/tokenize", "/detokenize", "/v1/completions", "/v1/chat/completions"):
+        assert endpoint.request("POST", path, client, b"{}")[0] not in (401, 403), path  # 400/422: the body
+        assert endpoint.request("POST", path, admin, b"{}")[0] == 401, path  # the admin key is no client key
+    assert endpoint.request("POST", "/tokenize", client, b'{"model": "tiny", "prompt": "hi"}')[0] == 200
+    assert endpoint.get("/version", client)[0] == 200
+    for path in ("/sleep", "/collective_rpc", "/update_weights", "/reset_prefix_cache", "/pause", "/scale_elastic_ep"):
+        assert endpoint.request("POST", path, client, b"{}")[0] == 401, path
+    # The admin key opens them: two harmless ones, asked for real.
+    assert endpoint.request("POST", "/reset_prefix_cache", admin)[0] == 200
+    status, body = endpoint.get("/is_sleeping", admin)
+    assert status == 200 and "false" in body, body
 
 
 def test_health_and_metrics_need_no_key(endpoint):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,27 @@ def test_the_relay_passes_every_byte_and_shows_each_line(tmp_path: Path):
         thread.join(timeout=10)
     assert target.read_bytes() == b"".join(written)
     assert seen == ["INFO Starting to load model x...", "Loading: 10%", "Loading: 100%", "é end"]
+
+
+def test_the_relay_masks_secrets_and_credentials_in_the_engines_output(tmp_path: Path):
+    """A secret the engine prints, even cut across two reads, is hidden whole; a progress bar left standing
+    is still written once the engine is quiet; bytes that are not UTF-8 pass through unchanged."""
+    from entrypoint import redact
+
+    secret = "sk-relay-secret-0123456789"
+    source_read, source_write = os.pipe()
+    target = tmp_path / "out"
+    with open(target, "wb") as out:
+        masker = redact.Masker([secret])
+        thread = threading.Thread(target=relay.relay, args=(source_read, out.fileno(), lambda _: None, masker))
+        thread.start()
+        os.write(source_write, b"args: api_key=sk-relay-se")
+        time.sleep(0.05)
+        os.write(source_write, b"cret-0123456789 model=https://u:pw@hub/x\n\xff raw\nLoading: 50%")
+        deadline = time.monotonic() + 60  # the bar is left standing: written while the pipe is still open
+        while not target.read_bytes().endswith(b"Loading: 50%") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert target.read_bytes().endswith(b"Loading: 50%")
+        os.close(source_write)
+        thread.join(timeout=10)
+    assert target.read_bytes() == b"args: api_key=*** model=https://***@hub/x\n\xff raw\nLoading: 50%"

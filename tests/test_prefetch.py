@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.support import modelgen
-from tests.support.cli import clean_env, run_cli
+from tests.support.cli import clean_env, run_cli, start_cli
 from tests.support.fakehub import FakeHub
 from tests.support.paths import FAKE_ENGINES, ROOT
 
@@ -100,13 +104,27 @@ def serving_env(hub, tmp_path, **extra: str) -> dict[str, str]:
     )
 
 
+def served_then_stopped(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Supervised serving, stopped with SIGTERM once the stand-in engine has started (its report is written):
+    a stop by the clock (MAX_RUN_HOURS) could come before the engine starts on a busy machine."""
+    report = Path(env["FAKE_ENGINE_REPORT"])
+    report.unlink(missing_ok=True)
+    process = start_cli(env)
+    deadline = time.monotonic() + 300
+    while not report.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def test_serving_downloads_before_the_engine_and_times_it(hub, tmp_path):
     """Supervised: the weights are in HF_HOME before the engine starts, and the start's summary has a
     download phase with the bytes that arrived; a restart on the same cache downloads nothing."""
-    env = serving_env(hub, tmp_path, MAX_RUN_HOURS="0.0003", FAKE_ENGINE_SLEEP="60")  # stopped after 1.1 s
+    env = serving_env(hub, tmp_path, MAX_RUN_HOURS="1", FAKE_ENGINE_SLEEP="300")
     # The stand-in never answers /metrics, so the summary never comes: the log's download line is checked, and
     # the engine's report proves the order (it is written once the weights are in the cache).
-    first = run_cli([], env, timeout=300)
+    first = served_then_stopped(env)
     assert first.returncode == 0, first.stderr
     snapshot = next((tmp_path / "hf" / "hub").glob("models--test--small-llama/snapshots/*"))
     assert len(list(snapshot.glob("*.safetensors"))) == SHARDS and len(shard_downloads(hub)) == SHARDS
@@ -114,7 +132,7 @@ def test_serving_downloads_before_the_engine_and_times_it(hub, tmp_path):
     line = next(line for line in first.stderr.splitlines() if line.startswith("prefetch: ") and " MB, " in line)
     assert f"{weights / 1e6:.1f} MB, " in line  # what the cache grew by
     assert os.path.getmtime(env["FAKE_ENGINE_REPORT"]) >= max(p.stat().st_mtime for p in snapshot.glob("*"))
-    second = run_cli([], env, timeout=300)
+    second = served_then_stopped(env)
     assert second.returncode == 0, second.stderr
     assert "prefetch: " in second.stderr and "everything already in HF_HOME" in second.stderr
     assert len(shard_downloads(hub)) == SHARDS  # none twice

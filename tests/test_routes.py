@@ -234,3 +234,12 @@ def test_the_guard_imports_no_engine():
     code = "import sys, entrypoint.engines.guard; print([m for m in ('vllm', 'sglang', 'torch') if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_key_in_the_query_string_is_hidden_from_the_servers_access_log():
+    """uvicorn logs each request line from the scope the app got: a key there would reach the log."""
+    seen, guard = reached_app()
+    scope = {"type": "http", "path": "/v1/models", "query_string": f"api_key={CLIENT}&x=1&q={ADMIN}".encode()}
+    scope["headers"] = [(b"authorization", f"Bearer {CLIENT}".encode())]
+    call(guard, scope)
+    assert scope["query_string"] == b"api_key=***&x=1&q=***" and seen

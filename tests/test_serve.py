@@ -269,3 +269,17 @@ def test_an_inline_chat_template_is_written_where_only_we_can_write(serve_env, t
     assert os.path.dirname(folder) == str(shared) and given != str(planted)
     assert open(given).read() == template  # noqa: SIM115 (read once)
     assert os.stat(folder).st_mode & 0o777 == 0o700 and os.stat(given).st_mode & 0o777 == 0o600
+
+
+def test_serving_with_stdout_closed_still_starts_the_engine(serve_env):
+    """Our log is stderr: a container started with stdout closed serves, rather than ending as a bug (70)."""
+    import subprocess
+
+    from tests.support.paths import ROOT
+
+    env = serve_env()
+    result = subprocess.run(
+        f"{sys.executable} -m entrypoint >&-", shell=True, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert report(env)["module"] == "vllm.entrypoints.openai.api_server"

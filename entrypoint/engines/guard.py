@@ -21,6 +21,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .. import redact
 from . import routes
 
 Scope = MutableMapping[str, Any]
@@ -53,6 +54,7 @@ class Guard:
         if scope["type"] not in ("http", "websocket"):  # lifespan
             await self.app(scope, receive, send)
             return
+        self._hide_keys_in_query(scope)
         level = self.table.level(_route_path(scope))
         headers = [value for name, value in scope.get("headers", ()) if name.lower() == b"authorization"]
         refusal = routes.decide(level, headers, self.client_key, self.admin_key)
@@ -62,6 +64,16 @@ class Guard:
             await send({"type": "websocket.close", "code": 1008})  # policy violation, before any accept
         else:
             await _answer(send, refusal)
+
+    def _hide_keys_in_query(self, scope: Scope) -> None:
+        """A key sent in the query string (which never counts) masked in the request itself: the server logs
+        each request line from this same scope (uvicorn's access log), and no log may hold a key."""
+        query = scope.get("query_string", b"")
+        if query:
+            text = query.decode("latin-1")
+            hidden = redact.text("?" + text, [key for key in (self.client_key, self.admin_key) if key])[1:]
+            if hidden != text:
+                scope["query_string"] = hidden.encode("latin-1")
 
     def _as_client(self, scope: Scope) -> Scope:
         """An admin request, let through, as the engine's own check must see it: vLLM's checks every /v1 path

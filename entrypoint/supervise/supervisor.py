@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from .. import loopback
+from .. import loopback, redact
 from ..engines.base import Engine
 from ..errors import ENGINE_EXITED_UNASKED, SettingError
 from ..launch import Launch
@@ -213,7 +213,7 @@ class Supervisor:
         relays = []
         for (read_end, write_end), ours in zip(pipes, (1, 2), strict=True):
             os.close(write_end)  # the child holds it: the pipe ends when the engine's processes are gone
-            relays.append(relay.start(read_end, ours, self._on_engine_line))
+            relays.append(relay.start(read_end, ours, self._on_engine_line, redact.Masker(self.launch.secrets)))
         return child, relays
 
     def _on_engine_line(self, line: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 from .paths import BASE_PATH, ROOT
 
 API_KEY = "sk-cpu-endpoint-5b1f2c"
+ADMIN_API_KEY = "sk-cpu-endpoint-admin-7d3e9a"
 STARTUP_TIMEOUT = 900  # a cold start on two busy cores; about a minute when idle
 
 
@@ -161,7 +162,12 @@ class Endpoint:
         )
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        request = urllib.request.Request(f"{self.url}{path}", headers=headers or {})
+        return self.request("GET", path, headers)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+    ) -> tuple[int, str]:
+        request = urllib.request.Request(f"{self.url}{path}", data=body, headers=headers or {}, method=method)
         try:
             with urllib.request.urlopen(request, timeout=30, context=self.ssl) as response:
                 return response.status, response.read().decode()
