@@ -35,7 +35,7 @@ from tests.support.endpoint import API_KEY, endpoint_env  # noqa: E402
 
 
 def planned(model: Path, port: int, home: Path, python: str) -> tuple[list[str], dict[str, str]]:
-    env = endpoint_env(home, model, port, MEM_FRACTION="0.1")
+    env = endpoint_env(home, model, port)
     settings = load(env)
     engine = ENGINES["vllm"]
     plan, _ = launch.plan_for(settings, engine, env)

@@ -154,7 +154,11 @@ def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[s
 
 
 # Where the server listens belongs to settings: health checks, compose, SkyPilot and the supervisor follow them.
-LISTEN_FLAGS = {"--port": "PORT=9000", "--host": "nothing: the server listens on every interface (0.0.0.0)"}
+LISTEN_FLAGS = {
+    "--port": "PORT=9000",
+    "--host": "nothing: the server listens on every interface (0.0.0.0)",
+    "--uds": "PORT=9000 (vLLM would listen on a Unix socket instead of the port)",
+}
 
 
 def check_listen_flags(engine: Engine, args: Sequence[str], source: str) -> None:

@@ -195,6 +195,7 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
     "GPU_HOURLY_USD": [("-1", {}, 10, "must not be negative"), ("$2.49", {}, 10, "decimal number")],
     "EXTRA_ARGS": [
         ("--port 9000", {}, 10, "PORT"),
+        ("--uds /tmp/vllm.sock", {"ENGINE": "vllm"}, 10, "--uds"),
         ("--host=127.0.0.1", {}, 10, "--host"),
         ("--hos 127.0.0.1", {}, 10, "EXTRA_ARGS has --hos (= --host)"),  # argparse takes a unique prefix
         ("--por 9000", {"ENGINE": "vllm"}, 10, "EXTRA_ARGS has --por (= --port)"),
