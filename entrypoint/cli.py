@@ -79,7 +79,7 @@ def main(
         return _report(exc, environ, stderr)
     except BrokenPipeError:
         # The reader went away (`plan | head -1`): print nothing more, not even at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_devnull(sys.stdout.fileno())
         return READER_GONE
     except Exception as exc:  # the last resort: a bug of ours still ends as one redacted line
         return _report(
@@ -104,33 +104,52 @@ class _Printable:
         return stream if isinstance(stream, cls) else cast(TextIO, cls(stream, mask))
 
     def write(self, text: str) -> int:
-        return int(self._guarded(lambda: self._inner.write(redact.printable(self._mask(text)))))
+        shown = redact.printable(self._mask(text))  # outside the guard: a bug here is ours (70), not the stream's
+        return int(self._guarded(lambda: self._inner.write(shown)))
 
     def flush(self) -> None:
-        self._guarded(self._inner.flush)
+        self._guarded(self._flush_inner)
+
+    def _flush_inner(self) -> None:
+        self._inner.flush()
 
     def _guarded(self, call: Callable[[], Any]) -> Any:
-        """`call` on the stream; a stream that cannot be written (closed at start: None; /dev/full) ends as
-        OutputError, after which it writes to /dev/null so that the interpreter's own flush at exit cannot
-        fail again (it would print a traceback and exit 120). A reader gone (EPIPE) stays BrokenPipeError."""
+        """`call` on the stream; a stream that cannot be written (closed at start: None; /dev/full; closed since:
+        ValueError) ends as OutputError, after which it writes to /dev/null so that the interpreter's own flush at
+        exit cannot fail again (it would print a traceback and exit 120). A reader gone (EPIPE) stays
+        BrokenPipeError, and a text the stream cannot encode stays the bug it is."""
+        if self._inner is None:
+            raise _output_error("it is closed")
         try:
             return call()
-        except BrokenPipeError:
+        except (BrokenPipeError, UnicodeError):
             raise
-        except (OSError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError) as exc:
             self._to_devnull()
-            why = "it is closed" if self._inner is None else getattr(exc, "strerror", None) or exc
-            raise OutputError(
-                f"cannot write our output ({why})",
-                "give the container a writable stdout and stderr (a closed one, or a full disk, loses the output)",
-            ) from None
+            raise _output_error(getattr(exc, "strerror", None) or str(exc)) from None
 
     def _to_devnull(self) -> None:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._inner.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            _to_devnull(self._inner.fileno())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+def _output_error(why: str) -> OutputError:
+    return OutputError(
+        f"cannot write our output ({why})",
+        "give the container a writable stdout and stderr (a closed one, or a full disk, loses the output)",
+    )
+
+
+def _to_devnull(fd: int) -> None:
+    """Whatever is written to `fd` from now on is dropped."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _report(exc: EntrypointError, environ: Mapping[str, str], stderr: TextIO) -> int:

@@ -34,6 +34,14 @@ class Unreadable(Exception):
         self.reason = reason
 
 
+class TooLarge(Unreadable):
+    pass
+
+
+class NotText(Unreadable):
+    pass
+
+
 @contextmanager
 def opened(path: str) -> Iterator[BinaryIO]:
     """`path` opened for reading if it is a regular file; a FIFO or device is refused, not waited on."""
@@ -62,7 +70,7 @@ def read_bytes(path: str, limit: int) -> bytes:
         except OSError as exc:
             raise Unreadable(f"cannot be read ({exc.strerror})") from None
     if len(data) > limit:
-        raise Unreadable(f"is larger than {_size(limit)}")
+        raise TooLarge(f"is larger than {_size(limit)}")
     return data
 
 
@@ -70,7 +78,7 @@ def read_text(path: str, limit: int) -> str:
     try:
         return read_bytes(path, limit).decode("utf-8")
     except UnicodeDecodeError:
-        raise Unreadable("is not UTF-8 text") from None
+        raise NotText("is not UTF-8 text") from None
 
 
 def read_json(path: str, limit: int = JSON_LIMIT) -> Any:
@@ -82,10 +90,12 @@ def read_json(path: str, limit: int = JSON_LIMIT) -> Any:
         raise Unreadable("is not valid JSON (nested too deeply)") from None
 
 
-def check_readable(path: str) -> None:
-    """Raise `Unreadable` unless `path` is a regular file this process can open."""
-    with opened(path):
-        pass
+def check(path: str, limit: int) -> None:
+    """Raise `Unreadable` unless `path` is a regular file of at most `limit` bytes this process can open (a file
+    named now, read later: by the engine, or by us at start)."""
+    with opened(path) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            raise TooLarge(f"is larger than {_size(limit)}")
 
 
 def _kind(mode: int) -> str:

@@ -26,7 +26,7 @@ from .model.adapters import read_adapters
 from .model.info import ModelInfo
 from .model.source import read_model
 from .plan import Plan, make_plan
-from .settings import SETTINGS, Settings, is_inline_template
+from .settings import MIN_API_KEY_LENGTH, SETTINGS, Settings, is_inline_template
 
 # Our own secret variables: the engine gets what it needs in its own form
 # (VLLM_API_KEY or --api-key; HF_TOKEN), never these.
@@ -150,7 +150,21 @@ def checked_extra_args(engine: Engine, settings: Settings, user_args: Sequence[s
     for args, source in ((extra, "EXTRA_ARGS"), (user_args, "the container arguments")):
         check_removed_flags(engine, args, source)
         check_listen_flags(engine, args, source)
+        check_keys_on_argv(engine, args, source)
     return extra
+
+
+def check_keys_on_argv(engine: Engine, args: Sequence[str], source: str) -> None:
+    """A key given on the engine's argv is held to API_KEY's rules: a short one is guessable, and hiding it in
+    the log would also hide every other "8000" or "abc"."""
+    key_flags = frozenset({"--api-key", "--admin-api-key"}) & engine.secret_flags
+    for key in redact.secret_flag_values(args, key_flags, engine.not_abbreviations):
+        if len(key) < MIN_API_KEY_LENGTH or any(char.isspace() for char in key):
+            raise SettingError(
+                f"{source} gives the engine a secret of {len(key)} characters, shorter than {MIN_API_KEY_LENGTH} "
+                "(or with whitespace)",
+                "set API_KEY instead, for example API_KEY=$(openssl rand -hex 24)",
+            )
 
 
 # Where the server listens belongs to settings: health checks, compose, SkyPilot and the supervisor follow them.

@@ -19,8 +19,9 @@ MASK = "***"
 # hide the output, not a secret (the settings refuse secrets this short).
 MIN_HIDDEN = 4
 
-# The userinfo of a URL (`https://user:hf_xxx@host`, or a token alone as the user): everything before the @.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<secret>[^/?#@\s'\"]+)@")
+# The userinfo of a URL (`https://user:hf_xxx@host`, or a token alone as the user): everything up to the last @
+# before the next space or quote, since a pasted password may hold a raw `/` or `@` (masking a path is harmless).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<secret>[^\s'\"<>]+)@")
 # Query parameters that carry credentials in the URLs people paste (signed URLs, token-in-query mirrors).
 _TOKEN_PARAMETER = re.compile(
     r"(?P<name>[?&;](?:[\w.-]*token|[\w.-]*key|key|password|passwd|pwd|secret|sig|signature|auth|authorization"
@@ -28,7 +29,7 @@ _TOKEN_PARAMETER = re.compile(
     re.IGNORECASE,
 )
 # A Hugging Face token (hf_ and 30 or more letters and digits; today's are 34), wherever it was pasted.
-_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
+_HF_TOKEN = re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])")
 
 
 def printable(value: str) -> str:
@@ -62,11 +63,14 @@ class Masker:
     def __init__(self, secrets: Iterable[str]) -> None:
         unique = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(secret) for secret in unique)) if unique else None
+        self.longest = len(unique[0]) if unique else 0
 
     def __call__(self, value: str) -> str:
-        if self._pattern is not None:
-            value = self._pattern.sub(MASK, value)
-        return credentials(value)
+        return credentials(self.exactly(value))
+
+    def exactly(self, value: str) -> str:
+        """Only the secrets themselves hidden, nothing else by its shape."""
+        return self._pattern.sub(MASK, value) if self._pattern is not None else value
 
 
 def text(value: str, secrets: Iterable[str]) -> str:
@@ -91,30 +95,36 @@ def secret_flag(arg: str, secret_flags: frozenset[str], other_flags: frozenset[s
 def secret_flag_values(
     args: Sequence[str], secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()
 ) -> list[str]:
-    """Every value given to a secret flag in `args` (`--api-key K` or `--api-key=K`): secrets to hide."""
+    """Every value given to a secret flag in `args` (`--api-key K`, `--api-key=K`, and vLLM's several keys
+    `--api-key K1 K2`: each token up to the next flag): secrets to hide."""
     values = []
-    for arg, following in zip(args, [*args[1:], ""], strict=True):
+    for index, arg in enumerate(args):
         if secret_flag(arg, secret_flags, other_flags):
             _, has_value, value = arg.partition("=")
-            values.append(value if has_value else following)
+            values += [value] if has_value else _values_after(args, index)
     return [value for value in values if value]
+
+
+def _values_after(args: Sequence[str], index: int) -> list[str]:
+    """The tokens after args[index] up to the next flag (hiding a flag's neighbour too much is harmless)."""
+    values: list[str] = []
+    for arg in args[index + 1 :]:
+        if arg.startswith("-") and values:
+            break
+        values.append(arg)
+    return values
 
 
 def argv(
     args: Sequence[str], secrets: Sequence[str], secret_flags: frozenset[str], other_flags: frozenset[str] = frozenset()
 ) -> list[str]:
     """argv safe to print: values of secret flags, in any spelling, and any secret value become ***."""
-    mask = Masker(secrets)
+    mask = Masker([*secrets, *secret_flag_values(args, secret_flags, other_flags)])
     shown: list[str] = []
-    hide_next = False
     for arg in args:
         flag, has_value, _ = arg.partition("=")
-        is_secret = secret_flag(arg, secret_flags, other_flags) is not None
-        if hide_next:
-            shown.append(MASK)
-        elif has_value and is_secret:
+        if has_value and secret_flag(arg, secret_flags, other_flags) is not None:
             shown.append(f"{flag}={MASK}")
         else:
             shown.append(mask(arg))
-        hide_next = is_secret and not has_value
     return shown

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -160,9 +159,7 @@ def _readable_file(limit: int) -> Parser:
     def parse(raw: str) -> str:
         path = raw.strip()
         try:
-            with files.opened(path) as handle:
-                if os.fstat(handle.fileno()).st_size > limit:
-                    raise files.Unreadable(f"is larger than {limit // files.MIB} MiB")
+            files.check(path, limit)
         except files.Unreadable as exc:
             raise ValueError(f"the file {exc.reason}") from None
         return path
@@ -762,13 +759,12 @@ def _raw_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
     example = f"mount the secret file, for example {file_var}=/run/secrets/{setting.attr}"
     try:
         return files.read_text(path, MAX_SECRET_FILE_BYTES).rstrip("\r\n")
+    except (files.TooLarge, files.NotText):
+        raise SettingError(
+            f"{file_var}={path!r} does not hold a secret: it is binary or larger than {MAX_SECRET_FILE_BYTES} bytes",
+            f'write the secret alone, as text: printf %s "$SECRET" > {path}',
+        ) from None
     except files.Unreadable as exc:
-        if exc.reason.startswith(("is larger", "is not UTF-8")):
-            raise SettingError(
-                f"{file_var}={path!r} does not hold a secret: it is binary or larger than "
-                f"{MAX_SECRET_FILE_BYTES} bytes",
-                f'write the secret alone, as text: printf %s "$SECRET" > {path}',
-            ) from None
         raise SettingError(f"{file_var}={path!r} {exc.reason}", example) from None
 
 
@@ -786,9 +782,24 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
                 values.append((_raw_value(setting, environ) or "").strip())
             except SettingError:
                 values.append(environ.get(setting.name, "").strip())
+    # A value its own parser refuses is never printed (the refusal shows ***), so it need not be masked, and must
+    # not be: `API_KEY=e` masked would garble every "e" of the line that refuses it.
+    values = [value for value, setting in zip(values, _secret_settings(), strict=True) if _accepted(setting, value)]
     for name in [*(setting.name for setting in SETTINGS if not setting.secret), "HF_ENDPOINT"]:
         values += credentials_in(environ.get(name, ""))
     return [value for value in values if value]
+
+
+def _secret_settings() -> list[Setting]:
+    return [setting for setting in SETTINGS if setting.secret]
+
+
+def _accepted(setting: Setting, value: str) -> bool:
+    try:
+        setting.parse(value)
+    except ValueError:
+        return False
+    return True
 
 
 # Variables users plausibly mistype; only these are checked against the table

@@ -240,9 +240,9 @@ def frozen_engine(server: Endpoint) -> Iterator[list[int]]:
     (api_server,) = children(server.process.pid)  # the supervisor's one child: vLLM's API server
     frozen = [pid for pid in descendants(api_server) if pid != api_server]
     assert frozen, "vLLM's API server has no EngineCore"
-    for pid in frozen:
-        os.kill(pid, signal.SIGSTOP)
     try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
         yield frozen
     finally:
         for pid in frozen:
@@ -262,6 +262,7 @@ def generated_when_still(server: Endpoint) -> float:
     """vLLM's own count of generated tokens once it stops moving (the engine frozen, its last outputs read)."""
     values = [engine_usage(server).generation_tokens]
     while len(values) < 2 or values[-1] != values[-2]:
+        assert len(values) < 60, f"vLLM's token count still moves with its engine frozen: {values[-5:]}"
         time.sleep(1)
         values.append(engine_usage(server).generation_tokens)
     return values[-1]

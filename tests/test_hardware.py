@@ -225,6 +225,7 @@ MADE = {
     "not-executable": b"#!/bin/sh\necho never\n",  # mode 644
     "exec-format": b"\x7fELF\x02\x01\x01 not a program for this machine",  # mode 755
     "directory": None,
+    "endless": b"#!/bin/sh\nexec yes 0, NVIDIA H100 80GB HBM3, 81559, 9.0, GPU-x, Disabled\n",  # mode 755
 }
 
 
@@ -244,7 +245,7 @@ def broken_smi(fake_gpus, tmp_path, monkeypatch):
             smi.mkdir()
         else:
             smi.write_bytes(content)
-            smi.chmod(0o755 if case == "exec-format" else 0o644)
+            smi.chmod(0o644 if case == "not-executable" else 0o755)
         return {"PATH": f"{folder}:{BASE_PATH}"}
 
     return env
@@ -276,6 +277,7 @@ def timed(took: list[float]):
         ("huge-memory", "nvidia-smi says GPU 0 has 99999999999 MiB of memory"),
         ("no-name", "nvidia-smi gives GPU 0 no name"),
         ("na-memory", "nvidia-smi gives no memory size for GPU 0 ([N/A])"),
+        ("endless", "nvidia-smi printed more than 1 MiB"),  # would have filled memory for 15 s
     ],
 )
 def test_a_misbehaving_nvidia_smi_is_one_line_and_exit_21(broken_smi, models, case, text):

@@ -171,7 +171,7 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
         (f"sk-0123456789abcdef{ESC}", {}, 10, "control character"),
     ],
     "ADMIN_API_KEY": [
-        ("admin", {}, 10, "shorter than 16"),
+        ("adm1n-key", {}, 10, "shorter than 16"),
         ("sk-hostile-canary-0123456789abcdef", {}, 10, "ADMIN_API_KEY is the same as API_KEY"),
         ("sk-admin-0123456789 abcdef", {}, 10, "whitespace or control"),
     ],
@@ -195,6 +195,8 @@ BAD: dict[str, list[tuple[str, dict[str, str], int, str]]] = {
     "GPU_HOURLY_USD": [("-1", {}, 10, "must not be negative"), ("$2.49", {}, 10, "decimal number")],
     "EXTRA_ARGS": [
         ("--port 9000", {}, 10, "PORT"),
+        ("--api-key abc", {}, 10, "a secret of 3 characters"),  # held to API_KEY's rules
+        ("--admin-api-key=1234", {}, 10, "shorter than 16"),
         ("--uds /tmp/vllm.sock", {"ENGINE": "vllm"}, 10, "--uds"),
         ("--host=127.0.0.1", {}, 10, "--host"),
         ("--hos 127.0.0.1", {}, 10, "EXTRA_ARGS has --hos (= --host)"),  # argparse takes a unique prefix

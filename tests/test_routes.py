@@ -142,7 +142,29 @@ def reached_app() -> tuple[list[dict], Guard]:
             False,
             401,
         ),
-        ({"type": "http", "path": "/api/health", "root_path": "/api", "headers": []}, True, None),
+        ({"type": "http", "path": "/api/health", "root_path": "/api", "headers": []}, False, 401),  # the stricter
+        ({"type": "http", "path": "/health", "root_path": "/api", "headers": []}, True, None),
+        # Starlette strips a root path only where a "/" follows it: with "/" or "/s" the path routes as sent.
+        (
+            {
+                "type": "http",
+                "path": "/sleep",
+                "root_path": "/",
+                "headers": [(b"authorization", f"Bearer {CLIENT}".encode())],
+            },
+            False,
+            401,
+        ),
+        (
+            {
+                "type": "http",
+                "path": "/start_profile",
+                "root_path": "/s",
+                "headers": [(b"authorization", f"Bearer {CLIENT}".encode())],
+            },
+            False,
+            401,
+        ),
     ],
 )
 def test_the_guard_as_an_asgi_middleware(scope, reached, answer):
@@ -237,9 +259,30 @@ def test_the_guard_imports_no_engine():
 
 
 def test_a_key_in_the_query_string_is_hidden_from_the_servers_access_log():
-    """uvicorn logs each request line from the scope the app got: a key there would reach the log."""
+    """uvicorn logs each request line from the scope the app got: a key there would reach the log. The rest of
+    the query reaches the engine as sent."""
+    from urllib.parse import quote
+
     seen, guard = reached_app()
-    scope = {"type": "http", "path": "/v1/models", "query_string": f"api_key={CLIENT}&x=1&q={ADMIN}".encode()}
+    query = f"api_key={CLIENT}&sig=abc&q={quote(ADMIN + '+/', safe='')}&key=kept"
+    scope = {"type": "http", "path": "/v1/models", "query_string": query.encode()}
     scope["headers"] = [(b"authorization", f"Bearer {CLIENT}".encode())]
     call(guard, scope)
-    assert scope["query_string"] == b"api_key=***&x=1&q=***" and seen
+    assert scope["query_string"] == b"api_key=***&sig=abc&q=***%2B%2F&key=kept" and seen
+
+
+@pytest.mark.parametrize("admin_as_client", [True, False])
+def test_an_admin_request_reaches_the_engine_with_the_key_its_own_check_wants(admin_as_client):
+    """vLLM's own check wants the clients' key on /v1/load_lora_adapter; sglang's (outside ours) the admin's."""
+    seen: list[dict] = []
+
+    async def app(scope, receive, send):
+        seen.append(scope)
+
+    guard = Guard(app, pinned("vllm"), CLIENT, ADMIN, admin_as_client=admin_as_client)
+    call(
+        guard,
+        {"type": "http", "path": "/v1/load_lora_adapter", "headers": [(b"authorization", f"Bearer {ADMIN}".encode())]},
+    )
+    (passed,) = seen
+    assert dict(passed["headers"])[b"authorization"] == f"Bearer {CLIENT if admin_as_client else ADMIN}".encode()

@@ -214,7 +214,29 @@ MASKED = [
     (["abcdef", "sk-abcdef-abcdef"], "sk-abcdef-abcdef and abcdef", "*** and ***"),
     (["a.b*c", "x"], "a.b*c", "***"),  # a secret is text, not a pattern
     (["hunter2"], "https://u:hunter2@mirror/x", "https://***@mirror/x"),
+    ([], "https://u:pa/ss@word@mirror/x", "https://***@mirror/x"),  # a raw / and @ in a pasted password
+    ([], "x_hf_abcdefghijklmnopqrstuvwxyz0123456789_y", "x_***_y"),  # a token between underscores
 ]
+
+
+def test_a_secret_too_short_to_be_real_is_refused_without_garbling_the_line(models):
+    """Masked, `API_KEY=e` turned every "e" of its own refusal into ***."""
+    from tests.support.hostile import refused
+
+    env = {"TARGET_MODEL": str(models("Llama-3.1-8B-Instruct")), "ACCELERATORS": "H100:1", "API_KEY": "e"}
+    line = refused(env, 10, "API_KEY", text="is not valid: it is shorter than 16 characters")
+    assert line.startswith("error: API_KEY='***'")
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_several_keys_after_one_flag_are_all_hidden(serve_env, engine):
+    """vLLM's --api-key takes one or more keys: each is hidden in the printed argv, not only the first."""
+    second = "sk-hostile-second-0123456789"
+    planned = run_cli(["plan", "--json"], serve_env(engine, EXTRA_ARGS=f"--api-key {KEY} {second} --max-loras 2"))
+    assert planned.returncode == 0, planned.stderr
+    assert KEY not in planned.stdout + planned.stderr and second not in planned.stdout + planned.stderr
+    argv = json.loads(planned.stdout)["argv"]
+    assert argv[argv.index("--api-key") : argv.index("--api-key") + 4] == ["--api-key", "***", "***", "--max-loras"]
 
 
 @pytest.mark.parametrize(("secrets", "printed", "shown"), MASKED)

@@ -10,8 +10,9 @@ CORS, the engine's own key check or any route does:
 - sglang's launcher (`sglang_server`) adds it to sglang's app with the engine and keys as arguments.
 
 Which key a path needs is `routes.RouteTable` (pure); this module only reads the request's path and headers
-and answers a refusal itself, in the OpenAI error shape, or passes the request on untouched (streaming,
-websockets and lifespan included). It imports no engine.
+and answers a refusal itself, in the OpenAI error shape, or passes the request on (streaming, websockets and
+lifespan included) with two changes only: our keys masked out of its query string, for the access log, and,
+on vLLM, an admin request passed on with the clients' key, for vLLM's own check. It imports no engine.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from .. import redact
 from . import routes
@@ -36,9 +38,15 @@ class Guard:
     as our sglang launcher does, with the keys sglang itself parsed."""
 
     def __init__(
-        self, app: App, engine: str | None = None, client_key: str | None = None, admin_key: str | None = None
+        self,
+        app: App,
+        engine: str | None = None,
+        client_key: str | None = None,
+        admin_key: str | None = None,
+        admin_as_client: bool = True,
     ) -> None:
         self.app = app
+        self.admin_as_client = admin_as_client
         if engine is None:
             # Fails closed: a server that cannot tell which table applies must not start, rather than start open.
             engine = os.environ[routes.ENGINE_VARIABLE]
@@ -55,23 +63,28 @@ class Guard:
             await self.app(scope, receive, send)
             return
         self._hide_keys_in_query(scope)
-        level = self.table.level(_route_path(scope))
+        # The stricter of the path as sent and as the app routes it (without its root path): no root path can
+        # make an admin route look like a client one.
+        level = routes.stricter(self.table.level(str(scope.get("path", ""))), self.table.level(_route_path(scope)))
         headers = [value for name, value in scope.get("headers", ()) if name.lower() == b"authorization"]
         refusal = routes.decide(level, headers, self.client_key, self.admin_key)
         if refusal is None:
-            await self.app(self._as_client(scope) if level == "admin" else scope, receive, send)
+            passed = self._as_client(scope) if level == "admin" and self.admin_as_client else scope
+            await self.app(passed, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # policy violation, before any accept
         else:
             await _answer(send, refusal)
 
     def _hide_keys_in_query(self, scope: Scope) -> None:
-        """A key sent in the query string (which never counts) masked in the request itself: the server logs
-        each request line from this same scope (uvicorn's access log), and no log may hold a key."""
+        """Our keys sent in the query string (where they never count), as written or percent-encoded, masked in
+        the request itself: the server logs each request line from this same scope (uvicorn's access log), and
+        no log may hold a key. Nothing else of the query is changed."""
         query = scope.get("query_string", b"")
-        if query:
+        keys = [form for key in (self.client_key, self.admin_key) if key for form in (key, quote(key, safe=""))]
+        if query and keys:
             text = query.decode("latin-1")
-            hidden = redact.text("?" + text, [key for key in (self.client_key, self.admin_key) if key])[1:]
+            hidden = redact.Masker(keys).exactly(text)
             if hidden != text:
                 scope["query_string"] = hidden.encode("latin-1")
 
@@ -85,10 +98,14 @@ class Guard:
 
 
 def _route_path(scope: Scope) -> str:
-    """The path the app routes on: without the root path (vLLM --root-path, sglang --fastapi-root-path) when
-    the server put it in front, as Starlette's own routing does (starlette/_utils.py get_route_path)."""
+    """The path the app routes on, as Starlette's own routing finds it (starlette/_utils.py get_route_path):
+    without the root path (vLLM --root-path, sglang --fastapi-root-path) only where a `/` follows it."""
     path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
-    return path[len(root) :] or "/" if root and path.startswith(root) else path
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 async def _answer(send: Send, refusal: routes.Refusal) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -40,6 +40,10 @@ class Route:
     why: str = ""  # for an open route: why it needs no key
 
 
+def stricter(*levels: str) -> str:
+    return next(level for level in ("admin", "client", "open") if level in levels)
+
+
 @dataclass(frozen=True)
 class RouteTable:
     routes: tuple[Route, ...]
@@ -53,7 +57,7 @@ class RouteTable:
         """The level of the route `path` reaches; "admin" wins over "client" over "open" when templates
         overlap, and an unknown path is "client"."""
         found = {level for pattern, level in self._patterns if pattern.fullmatch(path)}
-        return next((level for level in ("admin", "client", "open") if level in found), "client")
+        return stricter(*found) if found else "client"
 
     def paths(self, level: str) -> list[str]:
         return sorted({route.path for route in self.routes if route.level == level})
@@ -61,7 +65,8 @@ class RouteTable:
 
 def _compiled(route: Route) -> re.Pattern[str]:
     """Starlette's matching: `{name}` is one path segment, `{name:path}` anything; a mount also takes what
-    follows it (`/metrics` and `/metrics/...`)."""
+    follows it after a `/`. (Both engines' /metrics mount matches `^/metrics.*`, so `/metricsX` reaches it too;
+    here that is a client path, which needs the key: narrower, never wider.)"""
     parts = re.split(r"(\{[^}]*\})", route.path)
     regex = "".join(
         (".*" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part) for part in parts
@@ -128,11 +133,3 @@ def decide(level: str, authorization: Iterable[bytes], client_key: str | None, a
 def _carries(headers: Iterable[bytes], key: str) -> bool:
     values = list(headers)
     return len(values) == 1 and hmac.compare_digest(values[0], b"Bearer " + key.encode())
-
-
-def levels_of(routes: Mapping[str, str]) -> dict[str, list[str]]:
-    """{level: [paths]} of a {path: level} mapping, for messages and docs."""
-    grouped: dict[str, list[str]] = {}
-    for path, level in sorted(routes.items()):
-        grouped.setdefault(level, []).append(path)
-    return grouped

@@ -75,7 +75,10 @@ def guard(parsed: Any, table: str) -> None:
         )
     from sglang.srt.entrypoints import http_server
 
-    http_server.app.add_middleware(Guard, engine=table, client_key=parsed.api_key, admin_key=parsed.admin_api_key)
+    # sglang's own check, added later and so outside ours, wants the admin key itself on its admin routes.
+    http_server.app.add_middleware(
+        Guard, engine=table, client_key=parsed.api_key, admin_key=parsed.admin_api_key, admin_as_client=False
+    )
 
 
 def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] | None = None) -> None:

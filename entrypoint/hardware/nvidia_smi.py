@@ -206,8 +206,8 @@ def _run(args: Sequence[str], environ: Mapping[str, str], timeout_s: float) -> s
         start_new_session=True,
     )
     try:
-        stdout, stderr = process.communicate(timeout=max(timeout_s, 0.0))
-    except subprocess.TimeoutExpired:
+        stdout, stderr = _bounded_output(process, time.monotonic() + max(timeout_s, 0.0))
+    except (_Timeout, _TooMuch):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         for pipe in (process.stdout, process.stderr):
@@ -216,8 +216,45 @@ def _run(args: Sequence[str], environ: Mapping[str, str], timeout_s: float) -> s
         # A process stuck in the driver dies only when the kernel lets it go: reap it if it goes soon, else leave it.
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
-        raise _Timeout from None
+        raise
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+# nvidia-smi prints well under a KiB a GPU: more than this is not nvidia-smi answering, and would fill memory.
+OUTPUT_LIMIT = 1 * MIB
+
+
+class _TooMuch(Exception):
+    pass
+
+
+def _bounded_output(process: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bytes]:
+    """Its stdout and stderr to their end, each to OUTPUT_LIMIT, by `deadline`; then its exit status."""
+    import selectors
+
+    read: dict[int, bytearray] = {}
+    with selectors.DefaultSelector() as selector:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                selector.register(pipe, selectors.EVENT_READ)
+                read[pipe.fileno()] = bytearray()
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Timeout
+            for key, _ in selector.select(left):
+                data = os.read(key.fd, 65536)
+                if not data:
+                    selector.unregister(key.fileobj)
+                read[key.fd] += data
+                if len(read[key.fd]) > OUTPUT_LIMIT:
+                    raise _TooMuch
+    try:
+        process.wait(timeout=max(deadline - time.monotonic(), 0.0))
+    except subprocess.TimeoutExpired:
+        raise _Timeout from None
+    stdout, stderr = (bytes(read.get(pipe.fileno(), b"")) if pipe else b"" for pipe in (process.stdout, process.stderr))
+    return stdout, stderr
 
 
 def _ask(
@@ -226,6 +263,11 @@ def _ask(
     """One nvidia-smi call within what is left of DETECT_TIMEOUT_S; every way it can fail is an EntrypointError."""
     try:
         return run(args, environ, deadline - time.monotonic())
+    except _TooMuch:
+        raise NvidiaSmiFailedError(
+            f"nvidia-smi printed more than {OUTPUT_LIMIT // MIB} MiB (it is not the driver's nvidia-smi)",
+            _DRIVER_HINT,
+        ) from None
     except _Timeout:
         raise NvidiaSmiFailedError(
             f"nvidia-smi did not answer within {DETECT_TIMEOUT_S:g} s (it hangs: a stuck driver or GPU)",

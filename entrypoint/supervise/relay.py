@@ -3,9 +3,10 @@
 Supervised mode reads the engine's log to time the phases of its start (phases.py). The bytes are copied
 unchanged (progress bars included), so the log reads as if the engine wrote it itself, but for secrets: with a
 `mask` (redact.Masker: our secrets and anything shaped like a credential) each line is masked whole before it
-is written, so a line is held until it ends, or until the engine has been quiet for HOLD_SECONDS (a progress
-bar left standing). The watcher sees each line, split at a newline or a carriage return (a progress bar
-redraws with one).
+is written, so a line is held until it ends. A line the engine leaves unfinished (a progress bar left
+standing) is written once the engine has been quiet for HOLD_SECONDS, but for its last bytes, which could be
+the start of a secret still to come; those follow after a second quiet spell. The watcher sees each line,
+split at a newline or a carriage return (a progress bar redraws with one).
 """
 
 from __future__ import annotations
@@ -28,18 +29,26 @@ def relay(source: int, target: int, on_line: Callable[[str], None], mask: Mask |
     """Copy `source` to `target` until the engine closes it; `on_line` gets every line."""
     pending = b""  # the watcher's unfinished line
     held = b""  # with a mask: read, not yet written, after the last line end
+    # Bytes of an unfinished line kept back: as long as the longest secret could be, in UTF-8.
+    tail = 4 * getattr(mask, "longest", 0)
+    poller = select.poll()  # not select(): it fails on a descriptor numbered 1024 or more
+    poller.register(source, select.POLLIN)
+    quiet = 0
     while True:
-        if held and not select.select([source], [], [], HOLD_SECONDS)[0]:
-            _write_all(target, _masked(held, mask))
-            held = b""
+        if held and not poller.poll(HOLD_SECONDS * 1000):
+            quiet += 1
+            cut = len(held) if quiet > 1 else max(0, len(held) - tail)
+            _write_all(target, _masked(held[:cut], mask))
+            held = held[cut:]
             continue
+        quiet = 0
         try:
             chunk = os.read(source, CHUNK)
         except OSError:
             break
         if not chunk:
             break
-        held = _write_lines(target, held + chunk, mask)
+        held = _write_lines(target, held + chunk, mask, tail)
         *lines, pending = LINE_END.split(pending + chunk)
         for line in lines:
             if line:
@@ -52,13 +61,14 @@ def relay(source: int, target: int, on_line: Callable[[str], None], mask: Mask |
     os.close(source)
 
 
-def _write_lines(target: int, data: bytes, mask: Mask | None) -> bytes:
-    """Write what `data` holds up to its last line end (all of it without a mask); return the rest."""
+def _write_lines(target: int, data: bytes, mask: Mask | None, tail: int) -> bytes:
+    """Write what `data` holds up to its last line end (all of it without a mask; of a line longer than
+    LINE_LIMIT, all but its `tail` bytes); return the rest."""
     if mask is None:
         _write_all(target, data)
         return b""
     ends = [match.end() for match in LINE_END.finditer(data)]
-    cut = ends[-1] if ends else (len(data) if len(data) > LINE_LIMIT else 0)
+    cut = ends[-1] if ends else (len(data) - tail if len(data) > LINE_LIMIT else 0)
     if cut:
         _write_all(target, _masked(data[:cut], mask))
     return data[cut:]
