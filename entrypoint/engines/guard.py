@@ -57,6 +57,8 @@ class Guard:
         name, _, version = engine.partition("@")
         self.table = routes.table(name, version)
         self.client_key, self.admin_key = client_key or None, admin_key or None
+        keys = [key for key in (self.client_key, self.admin_key) if key]
+        self._query_mask = redact.Masker([form for key in keys for form in (key, quote(key, safe=""))])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):  # lifespan
@@ -81,10 +83,9 @@ class Guard:
         the request itself: the server logs each request line from this same scope (uvicorn's access log), and
         no log may hold a key. Nothing else of the query is changed."""
         query = scope.get("query_string", b"")
-        keys = [form for key in (self.client_key, self.admin_key) if key for form in (key, quote(key, safe=""))]
-        if query and keys:
+        if query:
             text = query.decode("latin-1")
-            hidden = redact.Masker(keys).exactly(text)
+            hidden = self._query_mask.exactly(text)
             if hidden != text:
                 scope["query_string"] = hidden.encode("latin-1")
 
