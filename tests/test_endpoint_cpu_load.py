@@ -98,18 +98,17 @@ def test_a_client_gone_mid_stream_is_aborted_and_others_are_served(supervised):
     before the client read its 4th): afterwards nothing runs, and vLLM 0.32 counts a request in
     request_success only when it ends on its own (each of the n choices, as the natural end below shows), so
     an unchanged count means aborted. On busy cores the engine once finished all 8,000 tokens before the client
-    read its 4th chunk, so the engine is now frozen (SIGSTOP) and let run a moment at a time until its own
-    counter shows the request begun: the client then leaves it provably mid-stream, whatever the speed."""
+    read its 4th chunk, so the client now leaves while the engine is frozen (SIGSTOP), its request taken by the
+    API server: provably before its end, whatever the machine's speed."""
     client = supervised.client()
     asked = {"model": "tiny", "prompt": "Once", "max_tokens": CONTEXT - 24, "n": 8, "extra_body": {"ignore_eos": True}}
     total = 8 * (CONTEXT - 24)
     before = engine_usage(supervised)
-    with frozen_engine(supervised) as frozen:
+    with frozen_engine(supervised):
         stream = client.completions.create(**asked, stream=True)  # taken by the API server; no token yet
-        left_at = crept(supervised, frozen, lambda generated: generated - before.generation_tokens >= 8)
-        left_at -= before.generation_tokens
-        assert left_at < total, "the engine finished all 8 choices in a moment's run"
-        stream.close()  # the connection is dropped mid-stream
+        left_at = when_still(supervised) - before.generation_tokens
+        assert left_at < total
+        stream.close()  # the connection is dropped with its 8,000 tokens to go
     assert eventually(lambda: engine_usage(supervised).running == 0, timeout=120)
     after = engine_usage(supervised)
     generated = after.generation_tokens - before.generation_tokens
@@ -245,13 +244,23 @@ def frozen_engine(server: Endpoint) -> Iterator[list[int]]:
     frozen = [pid for pid in descendants(api_server) if pid != api_server]
     assert frozen, "vLLM's API server has no EngineCore"
     try:
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
+        stop(frozen)
         yield frozen
     finally:
-        for pid in frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            resume(frozen)
+
+
+def stop(processes: list[int]) -> None:
+    """Children before their parents (`descendants` lists parents first): no vLLM worker runs on while the
+    EngineCore it serves is stopped."""
+    for pid in reversed(processes):
+        os.kill(pid, signal.SIGSTOP)
+
+
+def resume(processes: list[int]) -> None:
+    for pid in processes:
+        os.kill(pid, signal.SIGCONT)
 
 
 def open_streams(server: Endpoint, count: int, max_tokens: int) -> tuple[list[Stream], list[threading.Thread]]:
@@ -262,45 +271,58 @@ def open_streams(server: Endpoint, count: int, max_tokens: int) -> tuple[list[St
     return streams, threads
 
 
-def crept(server: Endpoint, frozen: list[int], enough: Callable[[float], bool]) -> float:
-    """Let the frozen engine run 50 ms at a time until its token count is `enough`; that count (frozen again)."""
+def crept(server: Endpoint, frozen: list[int], family: str, enough: Callable[[float], bool]) -> float:
+    """Let the frozen engine run 50 ms at a time until its counter `family` is `enough`; that count, frozen."""
     for _ in range(1200):
-        for pid in frozen:
-            os.kill(pid, signal.SIGCONT)
+        resume(frozen)
         time.sleep(0.05)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        generated = generated_when_still(server)
-        if enough(generated):
-            return generated
+        stop(frozen)
+        count = when_still(server, family)
+        if enough(count):
+            return count
     raise AssertionError("the engine made no progress in 1,200 moments of running")
 
 
-def generated_when_still(server: Endpoint) -> float:
-    """vLLM's own count of generated tokens once it stops moving (the engine frozen, its last outputs read)."""
-    values = [engine_usage(server).generation_tokens]
+def counted(server: Endpoint, family: str) -> float:
+    """A counter of vLLM's /metrics (the family's name without _total), summed over its labels."""
+    _, text = server.get("/metrics")
+    return sum(
+        sample.value
+        for metrics in text_string_to_metric_families(text)
+        if metrics.name == family
+        for sample in metrics.samples
+        if sample.name == f"{family}_total"
+    )
+
+
+def when_still(server: Endpoint, family: str = "vllm:generation_tokens") -> float:
+    """vLLM's own counter once it stops moving (the engine frozen, its last outputs read)."""
+    values = [counted(server, family)]
     while len(values) < 2 or values[-1] != values[-2]:
-        assert len(values) < 60, f"vLLM's token count still moves with its engine frozen: {values[-5:]}"
+        assert len(values) < 60, f"vLLM's {family} still moves with its engine frozen: {values[-5:]}"
         time.sleep(1)
-        values.append(engine_usage(server).generation_tokens)
+        values.append(counted(server, family))
     return values[-1]
 
 
 def test_sigterm_with_32_streams_in_flight_drains_them_all(engine_envs, tiny_model, tmp_path):
-    """The drain needs requests the engine holds. The 32 are queued with the engine frozen, so that thawed it
-    takes them all in one batch (clients on busy cores are slower than the engine: waiting for each stream's
-    first token let the first ones finish), and it is frozen again once it runs all 32. Each needs DRAINED
-    tokens, so at least 32 - generated / DRAINED are provably unfinished at SIGTERM (the engine's own counter,
-    whatever the clients have read); thawed, every one must finish, however slowly: SHUTDOWN_TIMEOUT is far
-    above what a busy machine needs."""
+    """The drain needs requests the engine holds (one still in vLLM's queue at SIGTERM is dropped). The 32 are
+    queued with the engine frozen, which is then let run 50 ms at a time until its own count of prompt tokens
+    shows all 32 begun (clients and gauges on busy cores lag the engine: waiting on them let every stream
+    finish first). Each needs DRAINED tokens, so at least 32 - generated / DRAINED are provably unfinished at
+    SIGTERM (the engine's own counter, whatever the clients have read); thawed, every one must finish, however
+    slowly: SHUTDOWN_TIMEOUT is far above what a busy machine needs."""
     server = serve(engine_envs, tiny_model, tmp_path, SHUTDOWN_TIMEOUT="600", MAX_MODEL_LEN=str(FAULT_CONTEXT))
     try:
-        before = engine_usage(server).generation_tokens
-        with frozen_engine(server):
+        prompts = counted(server, "vllm:prompt_tokens")
+        server.client().completions.create(model="tiny", prompt="The quick brown", max_tokens=1)
+        prompt = when_still(server, "vllm:prompt_tokens") - prompts  # one stream's, as vLLM counts it
+        assert prompt > 0
+        before, prompts = when_still(server), prompts + prompt
+        with frozen_engine(server) as frozen:
             streams, threads = open_streams(server, IN_FLIGHT, max_tokens=DRAINED)
-        assert eventually(lambda: engine_usage(server).running >= IN_FLIGHT, timeout=120, every=0.1)
-        with frozen_engine(server):
-            in_flight = IN_FLIGHT - int((generated_when_still(server) - before) // DRAINED)
+            crept(server, frozen, "vllm:prompt_tokens", lambda now: now - prompts >= IN_FLIGHT * prompt)
+            in_flight = IN_FLIGHT - int((when_still(server) - before) // DRAINED)
             assert in_flight >= 1, in_flight  # provably: every one of them is, unless the engine raced ahead
             signalled = time.monotonic()
             server.process.send_signal(signal.SIGTERM)  # the supervisor: the container's main process

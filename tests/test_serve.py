@@ -105,7 +105,12 @@ def test_the_guard_is_in_front_of_every_route_with_the_keys(serve_env, engine, a
     else:
         guard = [
             "entrypoint.engines.guard.Guard",
-            {"engine": "sglang@0.5.23", "client_key": "sk-serve-test-0123456789", "admin_key": admin},
+            {
+                "engine": "sglang@0.5.23",
+                "client_key": "sk-serve-test-0123456789",
+                "admin_key": admin,
+                "admin_as_client": False,
+            },
         ]
         assert started["middlewares"] == [guard]
         assert started["server_args_admin_api_key"] == admin
