@@ -67,7 +67,8 @@ class Guard:
         self._hide_keys_in_query(scope)
         # The stricter of the path as sent and as the app routes it (without its root path): no root path can
         # make an admin route look like a client one.
-        level = routes.stricter(self.table.level(str(scope.get("path", ""))), self.table.level(_route_path(scope)))
+        sent, routed = str(scope.get("path", "")), _route_path(scope)
+        level = self.table.level(sent) if routed == sent else routes.stricter(*map(self.table.level, (sent, routed)))
         headers = [value for name, value in scope.get("headers", ()) if name.lower() == b"authorization"]
         refusal = routes.decide(level, headers, self.client_key, self.admin_key)
         if refusal is None:
